@@ -1,0 +1,97 @@
+"""llmplex: fan LLM calls out and back in.
+
+``completion`` / ``acompletion`` speak each provider's wire format and return OpenAI-shaped
+responses; the batch functions fan one prompt out to many models (fastest wins, or all answers)
+or many prompts into one model. Sync functions run on one background event loop.
+"""
+
+from llmplex._api import (
+    abatch_completion,
+    abatch_completion_models,
+    abatch_completion_models_all_responses,
+    acompletion,
+    aiter_batch_completion,
+    batch_completion,
+    batch_completion_models,
+    batch_completion_models_all_responses,
+    completion,
+    iter_batch_completion,
+)
+from llmplex._streaming import CompletionStream
+from llmplex._sync import Client, SyncStream
+from llmplex.client import AsyncClient
+from llmplex.config import ClientConfig
+from llmplex.cost import completion_cost
+from llmplex.exceptions import (
+    AllModelsFailedError,
+    APIConnectionError,
+    APIError,
+    APIStatusError,
+    AuthenticationError,
+    BadRequestError,
+    ConfigError,
+    ConflictError,
+    ContentPolicyViolationError,
+    ContextWindowExceededError,
+    InternalServerError,
+    LLMplexError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    ServiceUnavailableError,
+    StreamError,
+    Timeout,
+    UnknownModelError,
+    UnprocessableEntityError,
+    UnsupportedParamsError,
+)
+from llmplex.providers import register_provider, resolve_model
+from llmplex.types import ModelResponse, ModelResponseStream, Usage
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AllModelsFailedError",
+    "APIConnectionError",
+    "APIError",
+    "APIStatusError",
+    "AsyncClient",
+    "AuthenticationError",
+    "BadRequestError",
+    "Client",
+    "ClientConfig",
+    "CompletionStream",
+    "ConfigError",
+    "ConflictError",
+    "ContentPolicyViolationError",
+    "ContextWindowExceededError",
+    "InternalServerError",
+    "LLMplexError",
+    "ModelResponse",
+    "ModelResponseStream",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "ServiceUnavailableError",
+    "StreamError",
+    "SyncStream",
+    "Timeout",
+    "UnknownModelError",
+    "UnprocessableEntityError",
+    "UnsupportedParamsError",
+    "Usage",
+    "__version__",
+    "abatch_completion",
+    "abatch_completion_models",
+    "abatch_completion_models_all_responses",
+    "acompletion",
+    "aiter_batch_completion",
+    "batch_completion",
+    "batch_completion_models",
+    "batch_completion_models_all_responses",
+    "completion",
+    "completion_cost",
+    "iter_batch_completion",
+    "register_provider",
+    "resolve_model",
+]

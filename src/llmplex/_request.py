@@ -1,0 +1,162 @@
+"""Turning a caller's ``completion(...)`` arguments into a resolved call: pure, no I/O.
+
+Splits call settings (key, base URL, timeouts, retries) from OpenAI parameters and provider
+extras, validates messages, resolves the model and endpoint, and enforces ``drop_params``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from llmplex.config import ClientConfig
+from llmplex.exceptions import AuthenticationError, BadRequestError, UnsupportedParamsError
+from llmplex.providers import get_adapter, resolve_model
+from llmplex.providers.base import OPENAI_PARAMS, CompletionRequest, Endpoint, ProviderAdapter
+
+__all__ = ["CALL_SETTINGS", "ResolvedCall", "resolve_call", "validate_messages"]
+
+# Keywords that steer the call and are never sent upstream.
+CALL_SETTINGS: frozenset[str] = frozenset(
+    {
+        "api_key",
+        "api_base",
+        "base_url",
+        "api_version",
+        "timeout",
+        "request_timeout",
+        "num_retries",
+        "max_retries",
+        "drop_params",
+        "mock_response",
+        "mock_delay",
+        "custom_llm_provider",
+        "extra_headers",
+        "headers",
+        "stream_first_token_timeout",
+        "stream_idle_timeout",
+        "metadata",
+        "litellm_logging_obj",
+    }
+)
+
+_VALID_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+
+
+@dataclass(slots=True)
+class ResolvedCall:
+    """Everything needed to send one completion; built without I/O."""
+
+    label: str  # the model string the caller gave
+    adapter: ProviderAdapter
+    request: CompletionRequest
+    endpoint: Endpoint | None
+    timeout: float
+    num_retries: int
+    first_token_timeout: float
+    idle_timeout: float
+    mock_response: Any = None
+    mock_delay: float = 0.0
+    hidden: dict[str, Any] = field(default_factory=dict)
+
+
+def validate_messages(messages: Any) -> list[dict[str, Any]]:
+    if not isinstance(messages, list) or not messages:
+        raise BadRequestError("messages must be a non-empty list of message objects", param="messages")
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict):
+            raise BadRequestError(f"messages[{i}] must be an object with 'role' and 'content'", param="messages")
+        role = message.get("role")
+        if role not in _VALID_ROLES:
+            raise BadRequestError(
+                f"messages[{i}].role must be one of {sorted(_VALID_ROLES)}, got {role!r}", param="messages"
+            )
+    return messages
+
+
+def resolve_call(model: str, messages: Any, options: dict[str, Any], config: ClientConfig) -> ResolvedCall:  # noqa: C901
+    """Validate and resolve one call. Raises typed errors before any network activity."""
+    messages = validate_messages(messages)
+    provider, model_id = resolve_model(model, custom_llm_provider=options.get("custom_llm_provider"))
+    adapter = get_adapter(provider)
+    stream = bool(options.get("stream"))
+    drop = options.get("drop_params")
+    drop_params = config.drop_params if drop is None else bool(drop)
+
+    params: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    supported = adapter.supported_params
+    for key, value in options.items():
+        if value is None or key == "stream" or key in CALL_SETTINGS:
+            continue
+        if key in OPENAI_PARAMS:
+            if key not in supported:
+                if drop_params:
+                    continue
+                raise UnsupportedParamsError(
+                    f"{adapter.name} does not support parameter '{key}'. Pass drop_params=True to drop it.",
+                    provider=adapter.name,
+                    model=model_id,
+                    param=key,
+                )
+            params[key] = value
+        else:
+            extra[key] = value
+    if stream and not adapter.supports_streaming:
+        raise UnsupportedParamsError(f"{adapter.name} does not support streaming", provider=adapter.name, param="stream")
+
+    timeout = _number(options.get("timeout"), options.get("request_timeout"), default=config.timeout)
+    retries = options.get("num_retries", options.get("max_retries"))
+    num_retries = config.num_retries if retries is None else int(retries)
+    first_token = _number(options.get("stream_first_token_timeout"), config.stream_first_token_timeout, default=timeout)
+    idle = _number(options.get("stream_idle_timeout"), default=config.stream_idle_timeout)
+    request = CompletionRequest(model=model_id, messages=messages, stream=stream, params=params, extra=extra)
+
+    mock = options.get("mock_response")
+    endpoint = None if mock is not None else _endpoint(adapter, model_id, options, config)
+    return ResolvedCall(
+        label=model,
+        adapter=adapter,
+        request=request,
+        endpoint=endpoint,
+        timeout=timeout,
+        num_retries=max(num_retries, 0),
+        first_token_timeout=first_token,
+        idle_timeout=idle,
+        mock_response=mock,
+        mock_delay=float(options.get("mock_delay") or 0.0),
+        hidden={"custom_llm_provider": adapter.name, "model": model_id},
+    )
+
+
+def _endpoint(adapter: ProviderAdapter, model_id: str, options: dict[str, Any], config: ClientConfig) -> Endpoint:
+    base = options.get("api_base") or options.get("base_url") or config.lookup(adapter.api_base_env)
+    base = base or adapter.default_base_url
+    if not base:
+        raise BadRequestError(
+            f"{adapter.name} needs api_base (or {adapter.api_base_env[0]} in the environment)",
+            provider=adapter.name,
+            model=model_id,
+            param="api_base",
+        )
+    key = options.get("api_key") or config.lookup(adapter.api_key_env)
+    if not key and adapter.requires_api_key:
+        names = " or ".join(adapter.api_key_env) or "an api_key"
+        raise AuthenticationError(
+            f"Missing API key for {adapter.name}: pass api_key=... or set {names}",
+            provider=adapter.name,
+            model=model_id,
+        )
+    version = options.get("api_version") or config.lookup(adapter.api_version_env)
+    headers = {**config.default_headers, **(options.get("extra_headers") or {}), **(options.get("headers") or {})}
+    return Endpoint(base_url=str(base), api_key=key, api_version=version, headers=headers)
+
+
+def _number(*values: Any, default: float) -> float:
+    for value in values:
+        if value is not None:
+            number = float(value)
+            if number <= 0:
+                raise BadRequestError(f"timeouts must be positive, got {value!r}", param="timeout")
+            return number
+    return default

@@ -1,0 +1,168 @@
+"""``CompletionStream``: OpenAI-shaped chunks out of any provider's SSE stream.
+
+An async iterator and async context manager. Closing it (or leaving the ``async with``, or
+cancelling the task reading it) closes the HTTP response. A stream that ends without the
+provider's terminal event raises ``StreamError``; a stall raises ``Timeout`` (first-token and idle
+timeouts), so a stream never ends silently short and never hangs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from types import TracebackType
+from typing import Any
+
+from llmplex._sse import SSEDecoder
+from llmplex._transport import RawStream
+from llmplex.exceptions import APIError, StreamError, Timeout
+from llmplex.providers.base import CompletionRequest, ProviderAdapter
+from llmplex.types import ModelResponseStream
+
+__all__ = ["CompletionStream"]
+
+_DRAIN_TIMEOUT = 1.0
+
+
+class CompletionStream:
+    """Chunks of one streamed completion (``chat.completion.chunk`` objects)."""
+
+    def __init__(  # noqa: PLR0913
+        self,
+        raw: RawStream,
+        adapter: ProviderAdapter,
+        request: CompletionRequest,
+        *,
+        first_token_timeout: float,
+        idle_timeout: float,
+        hidden_params: dict[str, Any] | None = None,
+    ) -> None:
+        self._raw = raw
+        self._adapter = adapter
+        self._request = request
+        self._state = adapter.new_stream_state(request)
+        self._decoder = SSEDecoder()
+        self._pending: deque[ModelResponseStream] = deque()
+        self._first_token_timeout = first_token_timeout
+        self._idle_timeout = idle_timeout
+        self._got_chunk = False
+        self._ended = False
+        self._error: BaseException | None = None
+        self.provider = adapter.name
+        self.model = request.model
+        self.response_headers = raw.headers
+        self.hidden_params: dict[str, Any] = hidden_params if hidden_params is not None else {}
+
+    def preload(self, chunks: list[ModelResponseStream]) -> None:
+        """Queue ready-made chunks and mark the stream complete (mock responses)."""
+        self._pending.extend(chunks)
+        self._ended = True
+
+    def __aiter__(self) -> CompletionStream:
+        return self
+
+    async def __anext__(self) -> ModelResponseStream:
+        while not self._pending:
+            if self._ended:
+                raise StopAsyncIteration
+            await self._fill()
+        return self._pending.popleft()
+
+    async def peek_first_content(self) -> ModelResponseStream:
+        """Read until a chunk with content (text or tool call) is buffered; the chunks stay queued.
+
+        Used to race streams on their first token. Raises like iteration would, or ``StreamError``
+        when the stream ends without any content.
+        """
+        while True:
+            for chunk in self._pending:
+                if chunk.has_content():
+                    return chunk
+            if self._ended:
+                raise StreamError("stream ended without content", provider=self.provider, model=self.model)
+            await self._fill()
+
+    async def _fill(self) -> None:
+        timeout = self._idle_timeout if self._got_chunk else self._first_token_timeout
+        try:
+            async with asyncio.timeout(timeout):
+                data = await self._raw.read_chunk()
+        except TimeoutError:
+            self.close()
+            what = "idle" if self._got_chunk else "first-token"
+            raise self._fail(Timeout(f"stream {what} timeout ({timeout:g}s) exceeded")) from None
+        except APIError as exc:
+            raise self._fail(exc) from None
+        except BaseException:
+            self.close()  # cancelled or anything unexpected: never leave the socket open
+            raise
+        if data:
+            self._parse(self._decoder.feed(data))
+            return
+        self._parse(self._decoder.flush())
+        self._ended = True
+        if not self._state.finished:
+            self.close()
+            raise self._fail(StreamError("stream ended before the provider's end-of-stream event (truncated)"))
+
+    def _parse(self, events: list[Any]) -> None:
+        for event in events:
+            if self._state.finished:
+                break
+            try:
+                chunks = self._adapter.parse_event(event, self._state)
+            except APIError as exc:
+                self.close()
+                self._ended = True
+                raise self._fail(exc) from None
+            if chunks:
+                self._got_chunk = True
+                self._pending.extend(chunks)
+        if self._state.finished and not self._ended:
+            self._ended = True
+            # the terminal event arrived: drain what is left so the connection can be reused
+            self._schedule_drain()
+
+    def _schedule_drain(self) -> None:
+        raw = self._raw
+
+        async def drain() -> None:
+            try:
+                async with asyncio.timeout(_DRAIN_TIMEOUT):
+                    while await raw.read_chunk():
+                        pass
+            except BaseException:
+                raw.close()
+
+        task = asyncio.get_running_loop().create_task(drain())
+        _background.add(task)
+        task.add_done_callback(_background.discard)
+
+    def _fail(self, exc: APIError) -> APIError:
+        if exc.provider is None:
+            exc.provider = self.provider
+        if exc.model is None:
+            exc.model = self.model
+        self._error = exc
+        return exc
+
+    def close(self) -> None:
+        """Abandon the stream: the HTTP response is closed at once."""
+        self._ended = True
+        self._raw.close()
+
+    async def aclose(self) -> None:
+        self.close()
+
+    async def __aenter__(self) -> CompletionStream:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if not self._ended or exc is not None:
+            self.close()
+
+
+# Drain tasks are referenced here so they are not garbage-collected mid-flight.
+_background: set[asyncio.Task[None]] = set()

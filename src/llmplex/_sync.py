@@ -1,0 +1,178 @@
+"""``Client``: the blocking facade over ``AsyncClient``, on one long-lived background event loop.
+
+Never a new loop or a thread per call: the aiohttp session is bound to its loop, so every call of
+one ``Client`` runs on that client's loop thread. Works from plain scripts, from other threads and
+from inside a running event loop (Jupyter): the caller blocks while the background loop works.
+Ctrl-C (or any exception while waiting) cancels the call on the loop, which closes its requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import AsyncIterator, Awaitable, Coroutine, Iterator
+from types import TracebackType
+from typing import Any, TypeVar
+
+from llmplex._streaming import CompletionStream
+from llmplex.client import AsyncClient
+from llmplex.config import ClientConfig
+from llmplex.exceptions import LLMplexError
+from llmplex.types import ModelResponse, ModelResponseStream
+
+__all__ = ["Client", "LoopThread", "SyncStream"]
+
+T = TypeVar("T")
+
+
+class LoopThread:
+    """A daemon thread running one event loop forever."""
+
+    def __init__(self, name: str = "llmplex-loop") -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        if threading.current_thread() is self._thread:
+            coro.close()
+            raise LLMplexError("a sync llmplex call cannot run on its own background loop; await the async API")
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        try:
+            return future.result()
+        except BaseException:
+            future.cancel()  # KeyboardInterrupt & co: cancel the task so its requests are closed
+            raise
+
+    def stop(self) -> None:
+        if self.loop.is_closed():
+            return
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=5)
+        if not self._thread.is_alive():
+            self.loop.close()
+
+
+class SyncStream:
+    """A blocking iterator and context manager over a ``CompletionStream`` living on the loop thread."""
+
+    def __init__(self, runner: LoopThread, stream: CompletionStream) -> None:
+        self._runner = runner
+        self._stream = stream
+        self.provider = stream.provider
+        self.model = stream.model
+        self.hidden_params = stream.hidden_params
+
+    def __iter__(self) -> Iterator[ModelResponseStream]:
+        return self
+
+    def __next__(self) -> ModelResponseStream:
+        try:
+            return self._runner.run(_next(self._stream))
+        except StopAsyncIteration:
+            raise StopIteration from None
+
+    def close(self) -> None:
+        self._runner.run(self._stream.aclose())
+
+    def __enter__(self) -> SyncStream:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+async def _next(stream: CompletionStream) -> ModelResponseStream:
+    return await stream.__anext__()
+
+
+class Client:
+    """Blocking client with the same methods as ``AsyncClient``."""
+
+    def __init__(self, config: ClientConfig | None = None, **overrides: Any) -> None:
+        self._runner = LoopThread()
+        self._async = AsyncClient(config, **overrides)
+        self.config = self._async.config
+        self._closed = False
+
+    @property
+    def async_client(self) -> AsyncClient:
+        return self._async
+
+    def run(self, awaitable: Awaitable[T]) -> T:
+        """Run any awaitable of this client's on its loop and return the result."""
+
+        async def wrap() -> T:
+            return await awaitable
+
+        return self._runner.run(wrap())
+
+    def completion(self, model: str, messages: list[dict[str, Any]], **options: Any) -> ModelResponse | SyncStream:
+        result = self._runner.run(self._async.completion(model, messages, **options))
+        if isinstance(result, CompletionStream):
+            return SyncStream(self._runner, result)
+        return result
+
+    def batch_completion(self, model: str, messages: list[list[dict[str, Any]]], **options: Any) -> list[Any]:
+        return self._runner.run(self._async.batch_completion(model, messages, **options))
+
+    def iter_batch_completion(
+        self, model: str, messages: list[list[dict[str, Any]]], **options: Any
+    ) -> Iterator[tuple[int, Any]]:
+        agen = self._async.iter_batch_completion(model, messages, **options)
+        try:
+            while True:
+                try:
+                    yield self._runner.run(_anext_item(agen))
+                except StopAsyncIteration:
+                    return
+        finally:
+            self._runner.run(agen.aclose())  # type: ignore[attr-defined]
+
+    def batch_completion_models(self, *args: Any, **options: Any) -> ModelResponse | SyncStream:
+        result = self._runner.run(self._async.batch_completion_models(*args, **options))
+        if isinstance(result, CompletionStream):
+            return SyncStream(self._runner, result)
+        return result
+
+    def batch_completion_models_all_responses(self, *args: Any, **options: Any) -> list[Any]:
+        return self._runner.run(self._async.batch_completion_models_all_responses(*args, **options))
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._runner.run(self._async.aclose())
+        finally:
+            self._runner.stop()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+async def _anext_item(agen: AsyncIterator[T]) -> T:
+    return await agen.__anext__()
+
+
+def _after_fork_in_child() -> None:
+    # a forked child has no loop thread: drop the inherited default client (see _api)
+    from llmplex import _api
+
+    _api.reset_after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

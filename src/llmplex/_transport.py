@@ -1,0 +1,271 @@
+"""The one module that does upstream HTTP: the aiohttp session, timeouts, retries, status -> exception.
+
+aiohttp is imported lazily (it costs ~0.4 s) and no aiohttp type escapes this module.
+A response that is abandoned (cancelled, closed early, errored) is closed, never returned to the
+pool: closing the socket is what makes the provider stop generating.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import random
+import time
+from collections.abc import AsyncIterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from llmplex.config import ClientConfig
+from llmplex.exceptions import (
+    APIConnectionError,
+    APIError,
+    APIStatusError,
+    AuthenticationError,
+    ServiceUnavailableError,
+    StreamError,
+    Timeout,
+    status_error_class,
+)
+from llmplex.providers.base import HTTPRequest, ProviderAdapter
+
+if TYPE_CHECKING:
+    import aiohttp
+
+__all__ = ["RawStream", "Transport", "retry_delay"]
+
+USER_AGENT = "llmplex"
+
+
+class RawStream:
+    """An open streaming response: byte chunks in, ``close()`` to abandon it."""
+
+    __slots__ = ("_done", "_resp", "headers", "status")
+
+    def __init__(self, resp: aiohttp.ClientResponse) -> None:
+        self._resp = resp
+        self._done = False
+        self.status = resp.status
+        self.headers: Mapping[str, str] = resp.headers
+
+    async def read_chunk(self) -> bytes:
+        """The next bytes, or ``b""`` at the end of the body."""
+        import aiohttp
+
+        try:
+            data = await self._resp.content.readany()
+        except aiohttp.ClientPayloadError as exc:
+            self.close()
+            raise StreamError(f"stream body broken: {exc}") from None
+        except (aiohttp.ClientConnectionError, OSError) as exc:
+            self.close()
+            raise APIConnectionError(f"connection lost mid-stream: {exc or type(exc).__name__}") from None
+        if not data:
+            self._done = True
+            self._resp.release()  # body fully read: the connection may be reused
+        return data
+
+    def close(self) -> None:
+        if not self._done:
+            self._done = True
+            self._resp.close()
+
+
+class Transport:
+    """Owns one ``aiohttp.ClientSession``, created lazily on the loop that uses it."""
+
+    def __init__(self, config: ClientConfig) -> None:
+        self.config = config
+        self._session: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def session(self) -> aiohttp.ClientSession:
+        session = self._session
+        if session is not None and not session.closed:
+            return session
+        import aiohttp
+
+        loop = asyncio.get_running_loop()
+        connector = aiohttp.TCPConnector(
+            limit=self.config.max_connections, limit_per_host=0, ttl_dns_cache=300, keepalive_timeout=30
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            trust_env=self.config.trust_env,
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=30),
+            headers={"User-Agent": USER_AGENT},
+            skip_auto_headers=("Accept-Encoding",),
+        )
+        self._loop = loop
+        return self._session
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        return self._loop
+
+    async def aclose(self) -> None:
+        session, self._session = self._session, None
+        if session is not None and not session.closed:
+            await session.close()
+
+    async def request_json(
+        self, request: HTTPRequest, adapter: ProviderAdapter, model: str, *, timeout: float, num_retries: int
+    ) -> Any:
+        """Send with retries inside one overall ``timeout``; return the parsed JSON body."""
+        deadline = time.monotonic() + timeout
+        try:
+            async with asyncio.timeout(timeout):
+                return await self._with_retries(self._send_json, request, adapter, model, num_retries, deadline)
+        except TimeoutError:
+            raise Timeout(f"request timed out after {timeout:g}s", provider=adapter.name, model=model) from None
+
+    async def open_stream(
+        self, request: HTTPRequest, adapter: ProviderAdapter, model: str, *, timeout: float, num_retries: int
+    ) -> RawStream:
+        """Send with retries until a 200 arrives (``timeout`` bounds that); return the open body."""
+        deadline = time.monotonic() + timeout
+        try:
+            async with asyncio.timeout(timeout):
+                return await self._with_retries(self._send_stream, request, adapter, model, num_retries, deadline)
+        except TimeoutError:
+            raise Timeout(f"no response within {timeout:g}s", provider=adapter.name, model=model) from None
+
+    async def _with_retries(  # noqa: PLR0913
+        self, send: Any, request: HTTPRequest, adapter: ProviderAdapter, model: str, num_retries: int, deadline: float
+    ) -> Any:
+        attempt = 0
+        while True:
+            try:
+                return await send(request, adapter, model)
+            except APIError as exc:
+                if attempt >= num_retries or not exc.retryable:
+                    raise
+                delay = retry_delay(attempt, exc.retry_after)
+                if delay is None or delay > self.config.retry_max_delay or time.monotonic() + delay > deadline:
+                    raise  # waiting would outlast what the caller allowed: fail now, not later
+                attempt += 1
+                await asyncio.sleep(delay)
+
+    async def _send(self, request: HTTPRequest, adapter: ProviderAdapter, model: str) -> aiohttp.ClientResponse:
+        import aiohttp
+
+        session = await self.session()
+        try:
+            return await session.request(request.method, request.url, data=request.body, headers=request.headers)
+        except TimeoutError:
+            raise Timeout("timed out connecting", provider=adapter.name, model=model) from None
+        except aiohttp.InvalidURL as exc:
+            raise APIConnectionError(f"invalid URL {exc}", provider=adapter.name, model=model) from None
+        except (aiohttp.ClientError, OSError, ValueError) as exc:
+            raise APIConnectionError(
+                f"cannot reach {_origin(request.url)}: {exc or type(exc).__name__}", provider=adapter.name, model=model
+            ) from None
+
+    async def _send_json(self, request: HTTPRequest, adapter: ProviderAdapter, model: str) -> Any:
+        import aiohttp
+
+        resp = await self._send(request, adapter, model)
+        try:
+            raw = await resp.read()
+        except BaseException as exc:
+            resp.close()
+            if isinstance(exc, (aiohttp.ClientError, OSError)):
+                raise APIConnectionError(
+                    f"connection lost while reading the response: {exc or type(exc).__name__}",
+                    provider=adapter.name,
+                    model=model,
+                ) from None
+            raise
+        if resp.status >= 400:
+            raise status_error(resp.status, raw, resp.headers, adapter, model)
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise StreamError(
+                f"malformed JSON body from {adapter.name} (HTTP {resp.status}): {raw[:200]!r}",
+                provider=adapter.name,
+                model=model,
+                status_code=resp.status,
+            ) from None
+
+    async def _send_stream(self, request: HTTPRequest, adapter: ProviderAdapter, model: str) -> RawStream:
+        resp = await self._send(request, adapter, model)
+        if resp.status >= 400:
+            try:
+                raw = await resp.read()
+            except BaseException:
+                resp.close()
+                raw = b""
+            raise status_error(resp.status, raw, resp.headers, adapter, model)
+        return RawStream(resp)
+
+
+async def iter_chunks(stream: RawStream) -> AsyncIterator[bytes]:
+    while True:
+        data = await stream.read_chunk()
+        if not data:
+            return
+        yield data
+
+
+def status_error(
+    status: int, raw: bytes, headers: Mapping[str, str], adapter: ProviderAdapter, model: str
+) -> APIStatusError:
+    body: Any
+    try:
+        body = orjson.loads(raw) if raw else None
+    except orjson.JSONDecodeError:
+        body = raw.decode("utf-8", errors="replace")
+    details = adapter.parse_error(status, body)
+    refined = adapter.refine_error_class(status, details)
+    cls = refined or status_error_class(status)
+    if refined is AuthenticationError or refined is ServiceUnavailableError:
+        status = refined.status_code or status
+    elif status == 529:
+        status = 503
+    return cls(
+        details.message,
+        provider=adapter.name,
+        model=model,
+        status_code=status,
+        body=body,
+        code=details.code,
+        type=details.type,
+        param=details.param,
+        request_id=headers.get("x-request-id") or headers.get("request-id"),
+        retry_after=parse_retry_after(headers),
+    )
+
+
+def parse_retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds to wait: ``retry-after-ms`` first, then ``retry-after`` (seconds or an HTTP date)."""
+    value = headers.get("retry-after-ms")
+    if value:
+        try:
+            return max(float(value) / 1000.0, 0.0)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(when.timestamp() - time.time(), 0.0)
+
+
+def retry_delay(attempt: int, retry_after: float | None) -> float | None:
+    """Delay before retry ``attempt + 1``: the server's ``retry-after`` when given, else backoff with jitter."""
+    if retry_after is not None and retry_after > 0:
+        return retry_after
+    return min(0.5 * 2**attempt, 8.0) * (1 - 0.25 * random.random())
+
+
+def _origin(url: str) -> str:
+    # never echo query strings: some providers (Gemini) put the key there
+    return url.split("?", 1)[0]

@@ -1,0 +1,130 @@
+"""``AsyncClient``: the implementation of every llmplex call. ``Client`` (in ``_sync``) is its blocking facade.
+
+One client owns one transport (one aiohttp session). Use it as ``async with AsyncClient() as c``
+or call ``await c.aclose()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from types import TracebackType
+from typing import Any
+
+from llmplex._mock import mock_completion
+from llmplex._request import ResolvedCall, resolve_call
+from llmplex._streaming import CompletionStream
+from llmplex._transport import Transport
+from llmplex.config import ClientConfig
+from llmplex.cost import HiddenParams
+from llmplex.exceptions import APIError
+from llmplex.types import ModelResponse
+
+__all__ = ["AsyncClient"]
+
+
+class AsyncClient:
+    """Async LLM client. ``config`` defaults to ``ClientConfig.from_env()``; keyword overrides apply on top."""
+
+    def __init__(self, config: ClientConfig | None = None, **overrides: Any) -> None:
+        base = config if config is not None else ClientConfig.from_env()
+        self.config = base.with_overrides(**overrides) if overrides else base
+        self._transport = Transport(self.config)
+
+    async def completion(
+        self, model: str, messages: list[dict[str, Any]], **options: Any
+    ) -> ModelResponse | CompletionStream:
+        """One chat completion, OpenAI-shaped; ``stream=True`` returns a ``CompletionStream``."""
+        call = resolve_call(model, messages, options, self.config)
+        if call.mock_response is not None:
+            return await mock_completion(call)
+        try:
+            if call.request.stream:
+                return await self._open_stream(call)
+            return await self._complete(call)
+        except APIError as exc:
+            if exc.provider is None:
+                exc.provider = call.adapter.name
+            if exc.model is None:
+                exc.model = call.request.model
+            raise
+
+    async def _complete(self, call: ResolvedCall) -> ModelResponse:
+        assert call.endpoint is not None
+        adapter = call.adapter
+        http = adapter.build_request(call.request, call.endpoint)
+        started = time.perf_counter()
+        body = await self._transport.request_json(
+            http, adapter, call.request.model, timeout=call.timeout, num_retries=call.num_retries
+        )
+        response = adapter.parse_response(body, call.request)
+        hidden = HiddenParams(call.hidden)
+        hidden["api_base"] = call.endpoint.base_url
+        hidden["response_ms"] = (time.perf_counter() - started) * 1000.0
+        hidden.bind(response)
+        response._hidden_params = hidden
+        return response
+
+    async def _open_stream(self, call: ResolvedCall) -> CompletionStream:
+        assert call.endpoint is not None
+        adapter = call.adapter
+        http = adapter.build_request(call.request, call.endpoint)
+        raw = await self._transport.open_stream(
+            http, adapter, call.request.model, timeout=call.timeout, num_retries=call.num_retries
+        )
+        hidden = dict(call.hidden)
+        hidden["api_base"] = call.endpoint.base_url
+        return CompletionStream(
+            raw,
+            adapter,
+            call.request,
+            first_token_timeout=call.first_token_timeout,
+            idle_timeout=call.idle_timeout,
+            hidden_params=hidden,
+        )
+
+    # --- batch shapes (implemented in llmplex.batch) ---------------------------------------------
+
+    async def batch_completion(self, model: str, messages: list[list[dict[str, Any]]], **options: Any) -> list[Any]:
+        """Many prompts -> one model; results aligned with ``messages`` (see ``llmplex.batch``)."""
+        from llmplex import batch
+
+        return await batch.batch_completion(self, model, messages, **options)
+
+    def iter_batch_completion(
+        self, model: str, messages: list[list[dict[str, Any]]], **options: Any
+    ) -> AsyncIterator[tuple[int, Any]]:
+        """``(index, result)`` pairs as each prompt finishes."""
+        from llmplex import batch
+
+        return batch.iter_batch_completion(self, model, messages, **options)
+
+    async def batch_completion_models(self, *args: Any, **options: Any) -> ModelResponse | CompletionStream:
+        """One prompt -> many models; the first successful answer wins, the others are cancelled."""
+        from llmplex import batch
+
+        return await batch.batch_completion_models(self, *args, **options)
+
+    async def batch_completion_models_all_responses(self, *args: Any, **options: Any) -> list[Any]:
+        """One prompt -> many models; every answer, in ``models`` order."""
+        from llmplex import batch
+
+        return await batch.batch_completion_models_all_responses(self, *args, **options)
+
+    async def aclose(self) -> None:
+        """Close the HTTP session; in-flight requests on it fail."""
+        await self._transport.aclose()
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The loop the session is bound to (None before the first request)."""
+        return self._transport.loop
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()

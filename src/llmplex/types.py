@@ -1,0 +1,181 @@
+"""Public response types, in the exact OpenAI ``chat.completion`` / ``chat.completion.chunk`` shapes.
+
+Every model allows extra fields (providers add their own, e.g. ``service_tier``) and dumps only
+what was set, so a response that came from OpenAI dumps back to the bytes OpenAI sent.
+Objects read as attributes (``r.choices[0].message.content``) and as dicts (``r["choices"]``).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, PrivateAttr
+
+__all__ = [
+    "ChatCompletionMessageToolCall",
+    "Choices",
+    "Delta",
+    "Function",
+    "Message",
+    "ModelResponse",
+    "ModelResponseStream",
+    "OpenAIObject",
+    "StreamingChoices",
+    "Usage",
+    "new_completion_id",
+]
+
+
+def new_completion_id() -> str:
+    return "chatcmpl-" + uuid.uuid4().hex
+
+
+class OpenAIObject(BaseModel):
+    """Base: extra fields allowed, dict-style access, ``model_dump`` of set fields only."""
+
+    model_config = ConfigDict(extra="allow", validate_assignment=False, protected_namespaces=())
+
+    def __getitem__(self, key: str) -> Any:
+        try:
+            return getattr(self, key)
+        except AttributeError:
+            raise KeyError(key) from None
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        setattr(self, key, value)
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and key in self.model_fields_set | set(self.__pydantic_extra__ or {})
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return getattr(self, key, default)
+
+    def keys(self) -> Iterator[str]:
+        return iter(self.to_dict())
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(exclude_unset=True)
+
+    def model_dump(self, **kwargs: Any) -> dict[str, Any]:  # type: ignore[override]
+        # OpenAI bodies are reproduced as sent: unset fields are not invented.
+        kwargs.setdefault("exclude_unset", True)
+        return super().model_dump(**kwargs)
+
+    def model_dump_json(self, **kwargs: Any) -> str:  # type: ignore[override]
+        kwargs.setdefault("exclude_unset", True)
+        return super().model_dump_json(**kwargs)
+
+    def json_bytes(self) -> bytes:
+        """Compact JSON (orjson), the proxy's wire form."""
+        return orjson.dumps(self.model_dump())
+
+
+class Function(OpenAIObject):
+    name: str | None = None
+    arguments: str = ""
+
+
+class ChatCompletionMessageToolCall(OpenAIObject):
+    id: str | None = None
+    type: Literal["function"] = "function"
+    function: Function
+
+
+class Message(OpenAIObject):
+    role: str = "assistant"
+    content: str | None = None
+    tool_calls: list[ChatCompletionMessageToolCall] | None = None
+
+
+class Choices(OpenAIObject):
+    index: int = 0
+    message: Message
+    finish_reason: str | None = None
+    logprobs: Any = None
+
+
+class Usage(OpenAIObject):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+
+
+class _HasHiddenParams(OpenAIObject):
+    _hidden_params: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    @property
+    def hidden_params(self) -> dict[str, Any]:
+        """Not serialised: provider, api_base, response_cost, race metadata, timings."""
+        return self._hidden_params
+
+
+class ModelResponse(_HasHiddenParams):
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int
+    model: str | None = None
+    system_fingerprint: str | None = None
+    choices: list[Choices]
+    usage: Usage | None = None
+
+    @classmethod
+    def build(  # noqa: PLR0913
+        cls,
+        *,
+        model: str,
+        content: str | None,
+        finish_reason: str | None = "stop",
+        tool_calls: list[dict[str, Any]] | None = None,
+        usage: dict[str, int] | None = None,
+        response_id: str | None = None,
+    ) -> ModelResponse:
+        """One-choice response with every standard field set (adapters and mocks use this)."""
+        message: dict[str, Any] = {"role": "assistant", "content": content}
+        if tool_calls:
+            message["tool_calls"] = tool_calls
+        body: dict[str, Any] = {
+            "id": response_id or new_completion_id(),
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": model,
+            "system_fingerprint": None,
+            "choices": [{"index": 0, "message": message, "finish_reason": finish_reason, "logprobs": None}],
+        }
+        if usage is not None:
+            body["usage"] = usage
+        return cls.model_validate(body)
+
+
+class Delta(OpenAIObject):
+    role: str | None = None
+    content: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+
+
+class StreamingChoices(OpenAIObject):
+    index: int = 0
+    delta: Delta
+    finish_reason: str | None = None
+    logprobs: Any = None
+
+
+class ModelResponseStream(_HasHiddenParams):
+    id: str
+    object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
+    created: int
+    model: str | None = None
+    system_fingerprint: str | None = None
+    choices: list[StreamingChoices]
+    usage: Usage | None = None
+
+    def has_content(self) -> bool:
+        """True when this chunk carries output (text or a tool call), not just role or usage."""
+        for choice in self.choices:
+            delta = choice.delta
+            if delta.content or delta.tool_calls:
+                return True
+        return False
