@@ -10,6 +10,7 @@ import pytest
 pytest_plugins = [
     "tests.fixtures_emulator",
     "tests.fixtures_real_llm",
+    "tests.fixtures_proxy",
 ]
 
 _SECRET_SUFFIXES = ("_API_KEY", "_API_BASE", "_BASE_URL", "_API_VERSION")

@@ -1,0 +1,106 @@
+"""``create_app(config)``: the Starlette app. No module globals: two apps in one process are independent.
+
+The lifespan owns one ``AsyncClient`` (so one aiohttp session per worker process) and closes it
+on shutdown. ``app_from_env`` is the import-string factory uvicorn workers use.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from collections.abc import AsyncIterator, Mapping
+
+import orjson
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from llmplex import AsyncClient
+from llmplex.proxy.auth import Authenticator
+from llmplex.proxy.config import ProxyConfig, load_config, single_model_config
+from llmplex.proxy.openapi import openapi_document
+from llmplex.proxy.routes import (
+    ProxyState,
+    chat_completions,
+    health_liveliness,
+    health_readiness,
+    list_models,
+    models_body,
+    openapi,
+)
+from llmplex.proxy.routing import Router
+
+__all__ = ["CONFIG_ENV", "MODEL_ENV", "app_from_env", "create_app"]
+
+# how the CLI hands its settings to uvicorn worker processes (each builds its own app)
+CONFIG_ENV = "LLMPLEX_PROXY_CONFIG"
+MODEL_ENV = "LLMPLEX_PROXY_MODEL"
+
+_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
+
+
+def create_app(config: ProxyConfig) -> Starlette:
+    state = ProxyState(config=config, router=Router(config), auth=Authenticator(config.master_key))
+    state.models_body = models_body(config, state.created)
+    state.openapi_body = orjson.dumps(openapi_document())
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        state.client = AsyncClient(config.client_config())
+        try:
+            yield
+        finally:
+            client, state.client = state.client, None
+            await client.aclose()
+
+    routes = [
+        Route("/chat/completions", chat_completions, methods=["POST"]),
+        Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+        Route("/models", list_models, methods=["GET"]),
+        Route("/v1/models", list_models, methods=["GET"]),
+        Route("/health/liveliness", health_liveliness, methods=["GET"]),
+        Route("/health/readiness", health_readiness, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(RequestIdMiddleware)])
+    app.state.llmplex = state
+    return app
+
+
+def app_from_env(environ: Mapping[str, str] | None = None) -> Starlette:
+    """The app described by ``LLMPLEX_PROXY_CONFIG`` (a config path) or ``LLMPLEX_PROXY_MODEL``."""
+    env = os.environ if environ is None else environ
+    path = env.get(CONFIG_ENV)
+    if path:
+        return create_app(load_config(path, environ=env))
+    model = env.get(MODEL_ENV)
+    if model:
+        return create_app(single_model_config(model, environ=env))
+    raise RuntimeError(f"set {CONFIG_ENV} (a config file) or {MODEL_ENV} (a model name)")
+
+
+class RequestIdMiddleware:
+    """Every response carries ``x-request-id``: the client's when it sent a sane one, else a fresh one."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id: bytes | None = None
+        for name, value in scope["headers"]:
+            if name == b"x-request-id" and _REQUEST_ID.match(value):
+                request_id = value
+                break
+        header = (b"x-request-id", request_id or os.urandom(12).hex().encode())
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), header]
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)

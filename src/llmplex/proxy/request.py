@@ -1,0 +1,117 @@
+"""Reading and checking a chat request body: size limit, JSON, required fields, control fields.
+
+Only what routing needs is checked here (the SDK validates messages and parameters); control
+fields are removed so they never reach a provider.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+
+from llmplex.proxy.errors import ProxyError
+
+__all__ = ["ChatCall", "parse_chat", "read_body"]
+
+# fields only the proxy reads; never forwarded upstream
+CONTROL_FIELDS = ("fastest_response", "hedge_delay")
+# call settings a client may not set through the proxy: they would redirect the proxy's credentials
+FORBIDDEN_FIELDS = (
+    "api_key",
+    "api_base",
+    "base_url",
+    "api_version",
+    "custom_llm_provider",
+    "extra_headers",
+    "headers",
+)
+# retries are the router's business (router_settings.num_retries)
+_DROPPED_FIELDS = ("num_retries", "max_retries", "litellm_logging_obj", "user_config")
+
+
+@dataclass(slots=True)
+class ChatCall:
+    labels: list[str]  # model names as the client sent them
+    messages: list[dict[str, Any]]
+    options: dict[str, Any]  # everything else, for AsyncClient.completion
+    stream: bool
+    fastest: bool
+    hedge_delay: float | None
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, refusing (413) anything over ``limit`` bytes, declared or actually sent."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            if int(declared) > limit:
+                raise _too_large(limit)
+        except ValueError:
+            raise ProxyError(400, "invalid Content-Length header") from None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        chunks.append(chunk)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _too_large(limit: int) -> ProxyError:
+    return ProxyError(413, f"Request body too large: the limit is {limit} bytes", param=None)
+
+
+def parse_chat(body: bytes, default_model: str | None) -> ChatCall:
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ProxyError(400, f"Invalid JSON in request body: {exc}") from None
+    if not isinstance(data, dict):
+        raise ProxyError(400, "Request body must be a JSON object")
+    messages = data.pop("messages", None)
+    if messages is None:
+        raise ProxyError(400, "Missing required parameter: 'messages'", param="messages")
+    if not isinstance(messages, list) or not messages:
+        raise ProxyError(400, "'messages' must be a non-empty array of message objects", param="messages")
+    model = data.pop("model", None)
+    labels = [default_model] if default_model else _model_names(model)
+    for key in FORBIDDEN_FIELDS:
+        if key in data:
+            raise ProxyError(400, f"'{key}' cannot be set through the proxy; configure it in model_list", param=key)
+    for key in _DROPPED_FIELDS:
+        data.pop(key, None)
+    fastest = data.pop("fastest_response", False)
+    if not isinstance(fastest, bool):
+        raise ProxyError(400, "'fastest_response' must be true or false", param="fastest_response")
+    hedge = data.pop("hedge_delay", None)
+    if hedge is not None and (isinstance(hedge, bool) or not isinstance(hedge, (int, float)) or hedge < 0):
+        raise ProxyError(400, "'hedge_delay' must be a non-negative number of seconds", param="hedge_delay")
+    stream = data.get("stream")
+    if stream is not None and not isinstance(stream, bool):
+        raise ProxyError(400, "'stream' must be true or false", param="stream")
+    return ChatCall(
+        labels=labels,
+        messages=messages,
+        options=data,
+        stream=bool(stream),
+        fastest=fastest,
+        hedge_delay=None if hedge is None else float(hedge),
+    )
+
+
+def _model_names(model: Any) -> list[str]:
+    if model is None:
+        raise ProxyError(400, "Missing required parameter: 'model'", param="model")
+    if isinstance(model, str):
+        names = [part.strip() for part in model.split(",")] if "," in model else [model.strip()]
+    elif isinstance(model, list) and all(isinstance(m, str) for m in model):
+        names = [m.strip() for m in model]
+    else:
+        raise ProxyError(400, "'model' must be a string or an array of strings", param="model")
+    if not names or not all(names):
+        raise ProxyError(400, "'model' must name at least one model (no empty names)", param="model")
+    return names

@@ -1,0 +1,173 @@
+"""Endpoint handlers. They read the per-app ``ProxyState`` (never module state) and call the SDK."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp
+
+from llmplex import AsyncClient, CompletionStream, ModelResponse
+from llmplex.exceptions import AllModelsFailedError
+from llmplex.proxy.auth import Authenticator
+from llmplex.proxy.config import ProxyConfig
+from llmplex.proxy.errors import ProxyError, error_response, slot_error
+from llmplex.proxy.multi import gather_all, race
+from llmplex.proxy.request import ChatCall, parse_chat, read_body
+from llmplex.proxy.routing import Routed, Router
+from llmplex.proxy.streaming import EventStreamResponse
+
+__all__ = ["ProxyState", "chat_completions", "health_liveliness", "health_readiness", "list_models"]
+
+_JSON = "application/json"
+
+
+@dataclass(slots=True)
+class ProxyState:
+    config: ProxyConfig
+    router: Router
+    auth: Authenticator
+    client: AsyncClient | None = None
+    models_body: bytes = b""
+    openapi_body: bytes = b""
+    created: int = field(default_factory=lambda: int(time.time()))
+
+
+def state_of(request: Request) -> ProxyState:
+    state: ProxyState = request.app.state.llmplex
+    return state
+
+
+async def chat_completions(request: Request) -> Response | ASGIApp:
+    started = time.perf_counter()
+    state = state_of(request)
+    labels: list[str] = []
+    try:
+        state.auth.check(request.headers)
+        body = await read_body(request, state.config.max_request_body_bytes)
+        call = parse_chat(body, state.config.default_model)
+        labels = call.labels
+        groups = [_group(state, name) for name in call.labels]
+        client = state.client
+        if client is None:
+            raise ProxyError(503, "the proxy is starting or stopping", type="service_unavailable")
+        if len(groups) == 1:
+            return _single(
+                await state.router.completion(client, groups[0], call.messages, call.options), call.labels[0]
+            )
+        if call.fastest:
+            return await _fastest(state, client, call, groups, started)
+        if call.stream:
+            raise ProxyError(
+                400,
+                "'stream': true with several models needs 'fastest_response': true (a stream has one answer)",
+                param="stream",
+            )
+        return await _all(state, client, call, groups)
+    except Exception as exc:  # every failure becomes an OpenAI-shaped error with the right status
+        return error_response(exc, labels)
+
+
+def _group(state: ProxyState, name: str) -> str:
+    group = state.router.group_for(name)
+    if group is None:
+        available = ", ".join(state.config.model_names())
+        raise ProxyError(
+            400,
+            f"Invalid model name passed in model={name}. Available models: {available}",
+            param="model",
+        )
+    return group
+
+
+def _single(routed: Routed, label: str, extra: Mapping[str, str] | None = None) -> Response | ASGIApp:
+    headers = _route_headers(routed, label)
+    if extra:
+        headers.update(extra)
+    result = routed.result
+    if isinstance(result, CompletionStream):
+        return EventStreamResponse(result, headers)
+    return Response(result.json_bytes(), media_type=_JSON, headers=headers)
+
+
+def _route_headers(routed: Routed, label: str) -> dict[str, str]:
+    deployment = routed.deployment
+    headers = {"x-llmplex-model": _header_value(label), "x-llmplex-model-id": _header_value(deployment.model_id)}
+    api_base = routed.result.hidden_params.get("api_base") or deployment.api_base
+    if api_base:
+        headers["x-llmplex-api-base"] = _header_value(str(api_base).split("?", 1)[0])
+    return headers
+
+
+def _header_value(value: str) -> str:
+    # header values must be latin-1 and single-line; model names are user-chosen
+    return value.encode("latin-1", "replace").decode("latin-1").replace("\r", " ").replace("\n", " ")
+
+
+async def _fastest(
+    state: ProxyState, client: AsyncClient, call: ChatCall, groups: list[str], started: float
+) -> Response | ASGIApp:
+    options = {**call.options, "stream": True} if call.stream else call.options
+    outcome = await race(
+        state.router, client, call.labels, groups, call.messages, options, hedge_delay=call.hedge_delay
+    )
+    winner = outcome.value
+    upstream_ms = outcome.attempts[outcome.winner_index].latency_ms or 0.0
+    overhead = max((time.perf_counter() - started) * 1000.0 - upstream_ms, 0.0)
+    extra = {"x-llmplex-overhead-ms": f"{overhead:.3f}", "x-llmplex-fastest-response": "true"}
+    if isinstance(winner.result, ModelResponse):
+        cost = winner.result.hidden_params.get("response_cost")
+        if cost is not None:
+            extra["x-llmplex-response-cost"] = repr(float(cost))
+    return _single(winner, outcome.winner, extra)
+
+
+async def _all(state: ProxyState, client: AsyncClient, call: ChatCall, groups: list[str]) -> Response:
+    results = await gather_all(state.router, client, groups, call.messages, call.options)
+    if all(isinstance(r, BaseException) for r in results):
+        errors = [r for r in results if isinstance(r, Exception)]
+        if len(errors) == len(results):
+            raise AllModelsFailedError("all models failed", errors)
+    parts: list[bytes] = []
+    for result in results:
+        if isinstance(result, Routed) and isinstance(result.result, ModelResponse):
+            parts.append(result.result.json_bytes())
+        else:
+            parts.append(orjson.dumps(slot_error(result if isinstance(result, BaseException) else RuntimeError())))
+    return Response(b"[" + b",".join(parts) + b"]", media_type=_JSON)
+
+
+async def list_models(request: Request) -> Response:
+    state = state_of(request)
+    try:
+        state.auth.check(request.headers)
+    except ProxyError as exc:
+        return error_response(exc)
+    return Response(state.models_body, media_type=_JSON)
+
+
+def models_body(config: ProxyConfig, created: int) -> bytes:
+    data: list[dict[str, Any]] = [
+        {"id": name, "object": "model", "created": created, "owned_by": "llmplex"} for name in config.model_names()
+    ]
+    return orjson.dumps({"object": "list", "data": data})
+
+
+async def health_liveliness(request: Request) -> Response:
+    return Response(b'"I\'m alive!"', media_type=_JSON)
+
+
+async def health_readiness(request: Request) -> Response:
+    state = state_of(request)
+    ready = state.client is not None
+    body = {"status": "healthy" if ready else "starting", "models": len(state.config.model_names())}
+    return Response(orjson.dumps(body), status_code=200 if ready else 503, media_type=_JSON)
+
+
+async def openapi(request: Request) -> Response:
+    return Response(state_of(request).openapi_body, media_type=_JSON)

@@ -1,0 +1,72 @@
+"""The SSE answer: an ASGI response that writes each upstream chunk as it arrives.
+
+``data:`` lines only (older openai SDKs drop named events), ``data: [DONE]`` at the end, one
+``data: {"error": ...}`` event if the upstream fails after the stream started. A disconnect is
+watched for explicitly (not only noticed on the next write), so a client that leaves while the
+upstream is silent still closes the upstream at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+
+from starlette.types import Message, Receive, Scope, Send
+
+from llmplex import CompletionStream
+from llmplex._sse import encode_data, encode_done
+from llmplex.proxy.errors import error_event
+
+__all__ = ["EventStreamResponse"]
+
+logger = logging.getLogger("llmplex.proxy")
+
+_BASE_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
+
+
+class EventStreamResponse:
+    """Streams one ``CompletionStream``; the upstream is closed when the stream ends, fails or the client leaves."""
+
+    def __init__(self, stream: CompletionStream, headers: Mapping[str, str] | None = None) -> None:
+        self._stream = stream
+        self._headers = _BASE_HEADERS + [(k.encode(), v.encode("latin-1")) for k, v in (headers or {}).items()]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        pump = asyncio.ensure_future(self._pump(send))
+        watch = asyncio.ensure_future(_wait_disconnect(receive))
+        try:
+            await asyncio.wait((pump, watch), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            watch.cancel()
+            pump.cancel()  # no-op when it finished; on disconnect this closes the upstream via its finally
+            with contextlib.suppress(asyncio.CancelledError, OSError):
+                await pump
+            with contextlib.suppress(asyncio.CancelledError):
+                await watch
+
+    async def _pump(self, send: Send) -> None:
+        stream = self._stream
+        await send({"type": "http.response.start", "status": 200, "headers": self._headers})
+        tail = encode_done()
+        try:
+            async with stream:  # closes the upstream unless it ended cleanly (then it may be reused)
+                async for chunk in stream:
+                    await send(
+                        {"type": "http.response.body", "body": encode_data(chunk.json_bytes()), "more_body": True}
+                    )
+        except Exception as exc:
+            tail = error_event(exc)
+        await send({"type": "http.response.body", "body": tail, "more_body": False})
+
+
+async def _wait_disconnect(receive: Receive) -> None:
+    while True:
+        message: Message = await receive()
+        if message["type"] == "http.disconnect":
+            return
