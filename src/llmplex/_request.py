@@ -74,7 +74,7 @@ def validate_messages(messages: Any) -> list[dict[str, Any]]:
     return messages
 
 
-def resolve_call(model: str, messages: Any, options: dict[str, Any], config: ClientConfig) -> ResolvedCall:  # noqa: C901
+def resolve_call(model: str, messages: Any, options: dict[str, Any], config: ClientConfig) -> ResolvedCall:
     """Validate and resolve one call. Raises typed errors before any network activity."""
     messages = validate_messages(messages)
     provider, model_id = resolve_model(model, custom_llm_provider=options.get("custom_llm_provider"))
@@ -88,6 +88,11 @@ def resolve_call(model: str, messages: Any, options: dict[str, Any], config: Cli
     supported = adapter.supported_params
     for key, value in options.items():
         if value is None or key == "stream" or key in CALL_SETTINGS:
+            continue
+        if key == "extra_body":  # the openai SDK's name for fields added to the body as given
+            if not isinstance(value, dict):
+                raise BadRequestError("extra_body must be a dict", param="extra_body")
+            extra.update(value)
             continue
         if key in OPENAI_PARAMS:
             if key not in supported:
@@ -103,7 +108,9 @@ def resolve_call(model: str, messages: Any, options: dict[str, Any], config: Cli
         else:
             extra[key] = value
     if stream and not adapter.supports_streaming:
-        raise UnsupportedParamsError(f"{adapter.name} does not support streaming", provider=adapter.name, param="stream")
+        raise UnsupportedParamsError(
+            f"{adapter.name} does not support streaming", provider=adapter.name, param="stream"
+        )
 
     timeout = _number(options.get("timeout"), options.get("request_timeout"), default=config.timeout)
     retries = options.get("num_retries", options.get("max_retries"))

@@ -11,8 +11,8 @@ import asyncio
 import email.utils
 import random
 import time
-from collections.abc import AsyncIterator, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
@@ -35,6 +35,9 @@ if TYPE_CHECKING:
 __all__ = ["RawStream", "Transport", "retry_delay"]
 
 USER_AGENT = "llmplex"
+
+T = TypeVar("T")
+_Send = Callable[[HTTPRequest, ProviderAdapter, str], Awaitable[T]]
 
 
 class RawStream:
@@ -59,7 +62,7 @@ class RawStream:
             raise StreamError(f"stream body broken: {exc}") from None
         except (aiohttp.ClientConnectionError, OSError) as exc:
             self.close()
-            raise APIConnectionError(f"connection lost mid-stream: {exc or type(exc).__name__}") from None
+            raise APIConnectionError(f"connection lost mid-stream: {_describe(exc)}") from None
         if not data:
             self._done = True
             self._resp.release()  # body fully read: the connection may be reused
@@ -78,6 +81,7 @@ class Transport:
         self.config = config
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._proxies: dict[str, str | None] = {}
 
     async def session(self) -> aiohttp.ClientSession:
         session = self._session
@@ -91,13 +95,38 @@ class Transport:
         )
         self._session = aiohttp.ClientSession(
             connector=connector,
-            trust_env=self.config.trust_env,
+            # proxies are resolved per origin below: aiohttp's trust_env costs two thread hops per request
+            trust_env=False,
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=30),
             headers={"User-Agent": USER_AGENT},
             skip_auto_headers=("Accept-Encoding",),
         )
         self._loop = loop
         return self._session
+
+    def _proxy_for(self, url: str) -> str | None:
+        """The HTTP(S)_PROXY for ``url`` from the config's environment (NO_PROXY honoured), cached per origin."""
+        scheme, _, rest = url.partition("://")
+        origin = scheme + "://" + rest.split("/", 1)[0]
+        if origin in self._proxies:
+            return self._proxies[origin]
+        env = self.config.environ
+        proxy = None
+        for name in (f"{scheme}_proxy", f"{scheme.upper()}_PROXY", "all_proxy", "ALL_PROXY"):
+            if env.get(name):
+                proxy = env[name]
+                break
+        if proxy is not None:
+            no_proxy = env.get("no_proxy") or env.get("NO_PROXY") or ""
+            host = rest.split("/", 1)[0]
+            import urllib.request  # lazily: it pulls in http.client and ssl
+
+            if no_proxy and urllib.request.proxy_bypass_environment(  # type: ignore[attr-defined]
+                host, proxies={"no": no_proxy}
+            ):
+                proxy = None
+        self._proxies[origin] = proxy
+        return proxy
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop | None:
@@ -126,11 +155,14 @@ class Transport:
         deadline = time.monotonic() + timeout
         try:
             async with asyncio.timeout(timeout):
-                return await self._with_retries(self._send_stream, request, adapter, model, num_retries, deadline)
+                stream: RawStream = await self._with_retries(
+                    self._send_stream, request, adapter, model, num_retries, deadline
+                )
+                return stream
         except TimeoutError:
             raise Timeout(f"no response within {timeout:g}s", provider=adapter.name, model=model) from None
 
-    async def _with_retries(  # noqa: PLR0913
+    async def _with_retries(
         self, send: Any, request: HTTPRequest, adapter: ProviderAdapter, model: str, num_retries: int, deadline: float
     ) -> Any:
         attempt = 0
@@ -151,14 +183,17 @@ class Transport:
 
         session = await self.session()
         try:
-            return await session.request(request.method, request.url, data=request.body, headers=request.headers)
+            proxy = self._proxy_for(request.url) if self.config.trust_env else None
+            return await session.request(
+                request.method, request.url, data=request.body, headers=request.headers, proxy=proxy
+            )
         except TimeoutError:
             raise Timeout("timed out connecting", provider=adapter.name, model=model) from None
         except aiohttp.InvalidURL as exc:
             raise APIConnectionError(f"invalid URL {exc}", provider=adapter.name, model=model) from None
         except (aiohttp.ClientError, OSError, ValueError) as exc:
             raise APIConnectionError(
-                f"cannot reach {_origin(request.url)}: {exc or type(exc).__name__}", provider=adapter.name, model=model
+                f"cannot reach {_origin(request.url)}: {_describe(exc)}", provider=adapter.name, model=model
             ) from None
 
     async def _send_json(self, request: HTTPRequest, adapter: ProviderAdapter, model: str) -> Any:
@@ -171,7 +206,7 @@ class Transport:
             resp.close()
             if isinstance(exc, (aiohttp.ClientError, OSError)):
                 raise APIConnectionError(
-                    f"connection lost while reading the response: {exc or type(exc).__name__}",
+                    f"connection lost while reading the response: {_describe(exc)}",
                     provider=adapter.name,
                     model=model,
                 ) from None
@@ -256,14 +291,18 @@ def parse_retry_after(headers: Mapping[str, str]) -> float | None:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    return max(when.timestamp() - time.time(), 0.0)
+    return max(float(when.timestamp()) - time.time(), 0.0)
 
 
 def retry_delay(attempt: int, retry_after: float | None) -> float | None:
     """Delay before retry ``attempt + 1``: the server's ``retry-after`` when given, else backoff with jitter."""
     if retry_after is not None and retry_after > 0:
         return retry_after
-    return min(0.5 * 2**attempt, 8.0) * (1 - 0.25 * random.random())
+    return min(0.5 * 2.0**attempt, 8.0) * (1 - 0.25 * random.random())
+
+
+def _describe(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__  # some aiohttp errors have an empty message
 
 
 def _origin(url: str) -> str:
