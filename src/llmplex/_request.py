@@ -96,7 +96,7 @@ def resolve_call(model: str, messages: Any, options: dict[str, Any], config: Cli
             continue
         if key in OPENAI_PARAMS:
             if key not in supported:
-                if drop_params:
+                if drop_params or (key == "n" and value == 1):  # n=1 is every provider's default
                     continue
                 raise UnsupportedParamsError(
                     f"{adapter.name} does not support parameter '{key}'. Pass drop_params=True to drop it.",

@@ -27,7 +27,7 @@ _DRAIN_TIMEOUT = 1.0
 class CompletionStream:
     """Chunks of one streamed completion (``chat.completion.chunk`` objects)."""
 
-    def __init__(  # noqa: PLR0913
+    def __init__(
         self,
         raw: RawStream,
         adapter: ProviderAdapter,
@@ -63,6 +63,10 @@ class CompletionStream:
 
     async def __anext__(self) -> ModelResponseStream:
         while not self._pending:
+            if self._error is not None:
+                # raised once, after every chunk that arrived before the failure was delivered
+                error, self._error = self._error, None
+                raise error
             if self._ended:
                 raise StopAsyncIteration
             await self._fill()
@@ -78,32 +82,36 @@ class CompletionStream:
             for chunk in self._pending:
                 if chunk.has_content():
                     return chunk
+            if self._error is not None:
+                error, self._error = self._error, None
+                raise error
             if self._ended:
                 raise StreamError("stream ended without content", provider=self.provider, model=self.model)
             await self._fill()
 
     async def _fill(self) -> None:
+        """Read once from the body; a failure is recorded in ``_error`` and raised by the reader."""
         timeout = self._idle_timeout if self._got_chunk else self._first_token_timeout
         try:
             async with asyncio.timeout(timeout):
                 data = await self._raw.read_chunk()
         except TimeoutError:
-            self.close()
             what = "idle" if self._got_chunk else "first-token"
-            raise self._fail(Timeout(f"stream {what} timeout ({timeout:g}s) exceeded")) from None
+            self._fail(Timeout(f"stream {what} timeout ({timeout:g}s) exceeded"))
+            return
         except APIError as exc:
-            raise self._fail(exc) from None
+            self._fail(exc)
+            return
         except BaseException:
-            self.close()  # cancelled or anything unexpected: never leave the socket open
+            self._release()  # cancelled or anything unexpected: never leave the socket open
             raise
         if data:
             self._parse(self._decoder.feed(data))
             return
         self._parse(self._decoder.flush())
+        if not self._state.finished and self._error is None:
+            self._fail(StreamError("stream ended before the provider's end-of-stream event (truncated)"))
         self._ended = True
-        if not self._state.finished:
-            self.close()
-            raise self._fail(StreamError("stream ended before the provider's end-of-stream event (truncated)"))
 
     def _parse(self, events: list[Any]) -> None:
         for event in events:
@@ -112,9 +120,8 @@ class CompletionStream:
             try:
                 chunks = self._adapter.parse_event(event, self._state)
             except APIError as exc:
-                self.close()
-                self._ended = True
-                raise self._fail(exc) from None
+                self._fail(exc)
+                return
             if chunks:
                 self._got_chunk = True
                 self._pending.extend(chunks)
@@ -138,18 +145,24 @@ class CompletionStream:
         _background.add(task)
         task.add_done_callback(_background.discard)
 
-    def _fail(self, exc: APIError) -> APIError:
+    def _fail(self, exc: APIError) -> None:
+        """End the stream with ``exc``: the socket is closed now, the error raised after queued chunks."""
         if exc.provider is None:
             exc.provider = self.provider
         if exc.model is None:
             exc.model = self.model
         self._error = exc
-        return exc
+        self._release()
 
-    def close(self) -> None:
-        """Abandon the stream: the HTTP response is closed at once."""
+    def _release(self) -> None:
         self._ended = True
         self._raw.close()
+
+    def close(self) -> None:
+        """Abandon the stream: the HTTP response is closed at once and iteration stops."""
+        self._pending.clear()
+        self._error = None
+        self._release()
 
     async def aclose(self) -> None:
         self.close()

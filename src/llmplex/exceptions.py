@@ -229,7 +229,7 @@ def status_error_class(status: int) -> type[APIStatusError]:
     return APIStatusError
 
 
-class AllModelsFailedError(ExceptionGroup[Exception], LLMplexError):  # type: ignore[misc]
+class AllModelsFailedError(ExceptionGroup[Exception], LLMplexError):
     """Every model of a race or fan-out failed; holds each model's own typed error.
 
     ``except* RateLimitError`` picks out the rate-limited models.

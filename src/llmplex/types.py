@@ -37,7 +37,7 @@ def new_completion_id() -> str:
 class OpenAIObject(BaseModel):
     """Base: extra fields allowed, dict-style access, ``model_dump`` of set fields only."""
 
-    model_config = ConfigDict(extra="allow", validate_assignment=False, protected_namespaces=())
+    model_config = ConfigDict(extra="allow", protected_namespaces=(), defer_build=True)
 
     def __getitem__(self, key: str) -> Any:
         try:
@@ -60,12 +60,12 @@ class OpenAIObject(BaseModel):
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(exclude_unset=True)
 
-    def model_dump(self, **kwargs: Any) -> dict[str, Any]:  # type: ignore[override]
+    def model_dump(self, **kwargs: Any) -> dict[str, Any]:
         # OpenAI bodies are reproduced as sent: unset fields are not invented.
         kwargs.setdefault("exclude_unset", True)
         return super().model_dump(**kwargs)
 
-    def model_dump_json(self, **kwargs: Any) -> str:  # type: ignore[override]
+    def model_dump_json(self, **kwargs: Any) -> str:
         kwargs.setdefault("exclude_unset", True)
         return super().model_dump_json(**kwargs)
 
@@ -92,10 +92,11 @@ class Message(OpenAIObject):
 
 
 class Choices(OpenAIObject):
+    # field order = OpenAI's key order, so dumped JSON matches the bytes OpenAI sends
     index: int = 0
     message: Message
-    finish_reason: str | None = None
     logprobs: Any = None
+    finish_reason: str | None = None
 
 
 class Usage(OpenAIObject):
@@ -118,12 +119,13 @@ class ModelResponse(_HasHiddenParams):
     object: Literal["chat.completion"] = "chat.completion"
     created: int
     model: str | None = None
-    system_fingerprint: str | None = None
     choices: list[Choices]
     usage: Usage | None = None
+    service_tier: str | None = None
+    system_fingerprint: str | None = None
 
     @classmethod
-    def build(  # noqa: PLR0913
+    def build(
         cls,
         *,
         model: str,
@@ -159,8 +161,8 @@ class Delta(OpenAIObject):
 class StreamingChoices(OpenAIObject):
     index: int = 0
     delta: Delta
-    finish_reason: str | None = None
     logprobs: Any = None
+    finish_reason: str | None = None
 
 
 class ModelResponseStream(_HasHiddenParams):
@@ -168,6 +170,7 @@ class ModelResponseStream(_HasHiddenParams):
     object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
     created: int
     model: str | None = None
+    service_tier: str | None = None
     system_fingerprint: str | None = None
     choices: list[StreamingChoices]
     usage: Usage | None = None

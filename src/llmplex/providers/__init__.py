@@ -84,7 +84,8 @@ def _is_provider(key: str) -> bool:
 
 def resolve_model(model: str, *, custom_llm_provider: str | None = None) -> tuple[str, str]:
     """``model`` -> ``(provider_key, provider_model_id)``; raises ``UnknownModelError``."""
-    if not isinstance(model, str) or not model.strip():
+    untyped: object = model  # callers outside mypy pass anything
+    if not isinstance(untyped, str) or not untyped.strip():
         raise UnknownModelError("model must be a non-empty string")
     model = model.strip()
     if custom_llm_provider:
@@ -104,10 +105,7 @@ def resolve_model(model: str, *, custom_llm_provider: str | None = None) -> tupl
     if bare is not None:
         return bare, model
     known = ", ".join(provider_keys())
-    if slash:
-        hint = f"its prefix {prefix!r} is not a known provider"
-    else:
-        hint = "it is not a known model name"
+    hint = f"its prefix {prefix!r} is not a known provider" if slash else "it is not a known model name"
     raise UnknownModelError(
         f"Unknown model {model!r}: {hint}. Prefix it with its provider, e.g. 'groq/{model}', or use "
         f"'openai/{model}' with api_base=... for an OpenAI-compatible server. Known providers: {known}",

@@ -111,7 +111,7 @@ class ErrorDetails:
 class StreamState:
     """Per-stream mutable state; adapters subclass it when deltas need accumulating."""
 
-    __slots__ = ("finished", "response_id", "created", "model", "__dict__")
+    __slots__ = ("__dict__", "created", "finished", "model", "response_id")
 
     def __init__(self, model: str) -> None:
         self.finished = False

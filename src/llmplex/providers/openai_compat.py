@@ -29,8 +29,8 @@ __all__ = ["COMPATIBLE_PROVIDERS", "CompatibleProvider", "OpenAIAdapter", "OpenA
 
 class OpenAIAdapter(ProviderAdapter):
     name = "openai"
-    default_base_url = "https://api.openai.com/v1"
-    api_key_env = ("OPENAI_API_KEY",)
+    default_base_url: ClassVar[str | None] = "https://api.openai.com/v1"
+    api_key_env: ClassVar[tuple[str, ...]] = ("OPENAI_API_KEY",)
     # params renamed on the way out, for servers that only know the older name
     renamed_params: ClassVar[dict[str, str]] = {}
 
@@ -102,7 +102,12 @@ class CompatibleProvider:
 COMPATIBLE_PROVIDERS: dict[str, CompatibleProvider] = {
     row.name: row
     for row in (
-        CompatibleProvider("groq", "https://api.groq.com/openai/v1", ("GROQ_API_KEY",), unsupported=frozenset({"logit_bias", "logprobs", "top_logprobs"})),
+        CompatibleProvider(
+            "groq",
+            "https://api.groq.com/openai/v1",
+            ("GROQ_API_KEY",),
+            unsupported=frozenset({"logit_bias", "logprobs", "top_logprobs"}),
+        ),
         CompatibleProvider(
             "mistral",
             "https://api.mistral.ai/v1",
@@ -111,8 +116,14 @@ COMPATIBLE_PROVIDERS: dict[str, CompatibleProvider] = {
             renamed={"max_completion_tokens": "max_tokens", "seed": "random_seed"},
         ),
         CompatibleProvider("deepseek", "https://api.deepseek.com/v1", ("DEEPSEEK_API_KEY",)),
-        CompatibleProvider("together_ai", "https://api.together.xyz/v1", ("TOGETHER_AI_API_KEY", "TOGETHERAI_API_KEY", "TOGETHER_API_KEY")),
-        CompatibleProvider("fireworks_ai", "https://api.fireworks.ai/inference/v1", ("FIREWORKS_AI_API_KEY", "FIREWORKS_API_KEY")),
+        CompatibleProvider(
+            "together_ai",
+            "https://api.together.xyz/v1",
+            ("TOGETHER_AI_API_KEY", "TOGETHERAI_API_KEY", "TOGETHER_API_KEY"),
+        ),
+        CompatibleProvider(
+            "fireworks_ai", "https://api.fireworks.ai/inference/v1", ("FIREWORKS_AI_API_KEY", "FIREWORKS_API_KEY")
+        ),
         CompatibleProvider("openrouter", "https://openrouter.ai/api/v1", ("OPENROUTER_API_KEY",)),
         CompatibleProvider("perplexity", "https://api.perplexity.ai", ("PERPLEXITYAI_API_KEY", "PERPLEXITY_API_KEY")),
         CompatibleProvider("xai", "https://api.x.ai/v1", ("XAI_API_KEY",)),
@@ -130,30 +141,30 @@ class OpenAICompatibleAdapter(OpenAIAdapter):
         self.row = row
 
     # Per-instance values shadow the class-level defaults of ProviderAdapter.
-    @property  # type: ignore[override]
+    @property
     def name(self) -> str:  # type: ignore[override]
         return self.row.name
 
-    @property  # type: ignore[override]
+    @property
     def default_base_url(self) -> str | None:  # type: ignore[override]
         return self.row.base_url
 
-    @property  # type: ignore[override]
+    @property
     def api_key_env(self) -> tuple[str, ...]:  # type: ignore[override]
         return self.row.key_env
 
-    @property  # type: ignore[override]
+    @property
     def requires_api_key(self) -> bool:  # type: ignore[override]
         return self.row.requires_key
 
-    @property  # type: ignore[override]
+    @property
     def requires_api_base(self) -> bool:  # type: ignore[override]
         return self.row.requires_base
 
-    @property  # type: ignore[override]
+    @property
     def supported_params(self) -> frozenset[str]:  # type: ignore[override]
         return OPENAI_PARAMS - self.row.unsupported
 
-    @property  # type: ignore[override]
+    @property
     def renamed_params(self) -> dict[str, str]:  # type: ignore[override]
         return self.row.renamed

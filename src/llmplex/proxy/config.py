@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -29,6 +29,7 @@ __all__ = [
     "ROUTING_STRATEGIES",
     "Deployment",
     "ProxyConfig",
+    "RedisSettings",
     "RouterSettings",
     "load_config",
     "single_model_config",
@@ -41,11 +42,12 @@ ROUTING_STRATEGIES = frozenset(
 
 _TOP = frozenset({"model_list", "litellm_settings", "router_settings", "general_settings", "environment_variables"})
 _OWN_SECTION = "llmplex_settings"  # llmplex's own extensions live here so LiteLLM configs need no change
-_OWN_KEYS = frozenset({"max_request_body_bytes", "start_emulator"})
+_REDIS_OWN = ("redis_failure_mode", "redis_key_prefix", "redis_timeout_seconds")
+_OWN_KEYS = frozenset({"max_request_body_bytes", "start_emulator", "rate_limit_window_seconds", *_REDIS_OWN})
 _ENTRY = frozenset({"model_name", "litellm_params", "model_info"})
 _ROUTER = frozenset(
     {"routing_strategy", "num_retries", "timeout", "fallbacks", "allowed_fails", "cooldown_time", "model_group_alias"}
-)
+) | {"redis_host", "redis_port", "redis_password", "redis_url"}
 _LITELLM = frozenset({"drop_params", "num_retries", "request_timeout", "fallbacks", "allowed_fails", "cooldown_time"})
 _GENERAL = frozenset({"master_key"})
 # litellm_params that steer the router, not the request
@@ -104,6 +106,23 @@ class RouterSettings:
     cooldown_time: float = 5.0
     model_group_alias: Mapping[str, str] = field(default_factory=dict)
     hidden_aliases: frozenset[str] = frozenset()
+    rate_limit_window: float = 60.0  # rpm/tpm window in seconds (llmplex_settings.rate_limit_window_seconds)
+
+
+@dataclass(frozen=True, slots=True)
+class RedisSettings:
+    """Shared router state for several workers/replicas: LiteLLM's redis_* settings plus llmplex's own."""
+
+    url: str | None = None  # redis_url / REDIS_URL; wins over host/port/password
+    host: str = "localhost"
+    port: int = 6379
+    password: str | None = None
+    key_prefix: str = "llmplex"
+    failure_mode: str = "open"  # "open": serve on local state while Redis is down; "closed": refuse limited calls
+    timeout: float = 0.1  # socket timeout in seconds: a slow Redis must never stall requests
+
+    def __repr__(self) -> str:  # never print the password (it may also sit inside the url)
+        return f"RedisSettings({'url' if self.url else f'{self.host}:{self.port}'}, prefix={self.key_prefix!r})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +136,7 @@ class ProxyConfig:
     max_request_body_bytes: int = DEFAULT_MAX_BODY
     start_emulator: bool = False
     default_model: str | None = None  # `llmplex --model X`: every request goes to X (LiteLLM semantics)
+    redis: RedisSettings | None = None  # None: router state is per process
     warnings: tuple[str, ...] = ()
     source: str | None = None
 
@@ -168,8 +188,6 @@ def single_model_config(model: str, *, environ: Mapping[str, str] | None = None)
 
 
 def _replace_source(config: ProxyConfig, source: str | None, **more: Any) -> ProxyConfig:
-    from dataclasses import replace
-
     return replace(config, source=source, **more)
 
 
@@ -197,6 +215,8 @@ def build_config(doc: SourceDoc, environ: Mapping[str, str] | None) -> ProxyConf
 
     groups = {d.model_name for d in deployments}
     router = _router(check, router_raw, litellm, groups)
+    if (window := check.optional(own, f"{_OWN_SECTION}.rate_limit_window_seconds", float, minimum=0.01)) is not None:
+        router = replace(router, rate_limit_window=window)
     master_key = check.optional(general, "general_settings.master_key", str) or env.get("LITELLM_MASTER_KEY") or None
     max_body = check.optional(own, f"{_OWN_SECTION}.max_request_body_bytes", int, minimum=1)
     return ProxyConfig(
@@ -208,6 +228,7 @@ def build_config(doc: SourceDoc, environ: Mapping[str, str] | None) -> ProxyConf
         environ=env,
         max_request_body_bytes=max_body or DEFAULT_MAX_BODY,
         start_emulator=bool(check.optional(own, f"{_OWN_SECTION}.start_emulator", bool)),
+        redis=_redis(check, router_raw, own, env),
         warnings=tuple(check.warnings()),
     )
 
@@ -347,3 +368,33 @@ def _fallbacks(check: Checker, raw: Any, path: str, names: set[str]) -> dict[str
                     raise check.doc.error(where, f"{name!r} is not a model_name in model_list")
             result[str(group)] = tuple(targets)
     return result
+
+
+def _redis(
+    check: Checker, router: Mapping[str, Any], own: Mapping[str, Any], env: Mapping[str, str]
+) -> RedisSettings | None:
+    """router_settings.redis_* first, then REDIS_URL / REDIS_HOST / REDIS_PORT / REDIS_PASSWORD, as LiteLLM."""
+    url = check.optional(router, "router_settings.redis_url", str)
+    host = check.optional(router, "router_settings.redis_host", str)
+    if not (url or host):
+        url, host = env.get("REDIS_URL") or None, env.get("REDIS_HOST") or None
+    if not (url or host):
+        return None
+    port = check.optional(router, "router_settings.redis_port", int, minimum=1)
+    if port is None and (env_port := env.get("REDIS_PORT", "").strip()):
+        if not env_port.isdigit():
+            raise ConfigError(f"REDIS_PORT must be a port number, got {env_port[:20]!r}")
+        port = int(env_port)
+    mode = check.optional(own, f"{_OWN_SECTION}.redis_failure_mode", str) or "open"
+    if mode not in ("open", "closed"):
+        raise check.doc.error(f"{_OWN_SECTION}.redis_failure_mode", f"must be 'open' or 'closed', got {mode!r}")
+    timeout = check.optional(own, f"{_OWN_SECTION}.redis_timeout_seconds", float, minimum=0.001)
+    return RedisSettings(
+        url=url,
+        host=host or "localhost",
+        port=port or 6379,
+        password=check.optional(router, "router_settings.redis_password", str) or env.get("REDIS_PASSWORD") or None,
+        key_prefix=check.optional(own, f"{_OWN_SECTION}.redis_key_prefix", str) or "llmplex",
+        failure_mode=mode,
+        timeout=timeout or 0.1,
+    )

@@ -1,0 +1,207 @@
+"""The emulator's Starlette app: provider routes, the request pipeline and the counters."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from llmplex.emulator.anthropic import AnthropicDialect
+from llmplex.emulator.azure import AzureDialect
+from llmplex.emulator.cohere import CohereDialect
+from llmplex.emulator.conversation import build_reply
+from llmplex.emulator.dialect import JSON, Dialect, Failure, Headers, Incoming
+from llmplex.emulator.directives import Directives, Settings, parse_directives
+from llmplex.emulator.exchange import ClientGone, Exchange, Receive, Send
+from llmplex.emulator.gemini import GeminiDialect
+from llmplex.emulator.openai import OpenAIDialect
+from llmplex.emulator.playback import play_completion, play_stream
+
+__all__ = ["EmulatorState", "create_app"]
+
+
+class EmulatorState:
+    """Counters for the model-call routes, plus the per-model-name fault counts behind ``times-<n>``.
+
+    ``completed``: the scripted answer was played to its end (a ``fault-reset`` too: the emulator, not
+    the client, cut it). ``disconnected``: the client left before that. ``in_flight`` is a live gauge
+    that ``reset()`` leaves alone.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.in_flight = 0
+        self.reset()
+
+    def reset(self) -> None:
+        self.received = 0
+        self.completed = 0
+        self.disconnected = 0
+        self._fault_hits: dict[str, int] = {}
+
+    def snapshot(self) -> dict[str, int]:
+        return {
+            "received": self.received,
+            "completed": self.completed,
+            "disconnected": self.disconnected,
+            "in_flight": self.in_flight,
+        }
+
+    def should_fault(self, model: str, directives: Directives) -> bool:
+        if not directives.faulty:
+            return False
+        if directives.times is None:
+            return True
+        hits = self._fault_hits.get(model, 0) + 1
+        self._fault_hits[model] = hits
+        return hits <= directives.times
+
+
+class CompletionEndpoint:
+    """A raw ASGI endpoint (no Request/Response objects) so it owns ``receive`` for disconnect detection."""
+
+    __slots__ = ("dialect", "state")
+
+    def __init__(self, dialect: Dialect, state: EmulatorState) -> None:
+        self.dialect = dialect
+        self.state = state
+
+    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        state = self.state
+        state.received += 1
+        state.in_flight += 1
+        exchange = Exchange(receive, send)
+        outcome = "completed"
+        try:
+            await self._serve(scope, exchange)
+        except ClientGone:
+            outcome = "disconnected"
+        except asyncio.CancelledError:
+            # uvicorn cancels what is still running (stalls) when its graceful-shutdown wait ends;
+            # ending quietly spares a traceback per stalled client
+            outcome = "disconnected"
+        except BaseException:
+            outcome = "error"  # a bug here: counted nowhere, so received != completed + disconnected shows it
+            raise
+        finally:
+            exchange.close()
+            state.in_flight -= 1
+            if outcome == "completed":
+                state.completed += 1
+            elif outcome == "disconnected":
+                state.disconnected += 1
+
+    async def _serve(self, scope: dict[str, Any], exchange: Exchange) -> None:
+        dialect = self.dialect
+        incoming = Incoming.from_scope(scope, await exchange.read_body())
+        headers = dialect.response_headers()
+        payload = self._payload(incoming)
+        if isinstance(payload, Failure):
+            await _respond_failure(exchange, payload, headers)
+            return
+        model = dialect.model_name(incoming, payload)
+        directives = parse_directives(model, incoming.headers, self.state.settings)
+        faulting = self.state.should_fault(model, directives)
+        await exchange.pause(directives.delay_ms / 1000)
+        fault = directives.fault if faulting else None
+        if fault == "stallheaders":
+            await exchange.until_gone()
+        if faulting and directives.status is not None:
+            failure = dialect.failure(directives.status, model=model, retry_after=directives.retry_after)
+            await _respond_failure(exchange, failure, headers + _retry_headers(directives))
+            return
+        reply = build_reply(dialect.conversation(payload), model, directives)
+        if dialect.wants_stream(incoming, payload):
+            plan = dialect.stream(reply, incoming, payload)
+            await play_stream(exchange, plan, headers, directives, fault)
+        else:
+            body = dialect.completion(reply, incoming, payload)
+            await play_completion(exchange, dialect, body, headers, fault, model)
+
+    def _payload(self, incoming: Incoming) -> dict[str, Any] | Failure:
+        failure = self.dialect.authenticate(incoming)
+        if failure is not None:
+            return failure
+        payload = self.dialect.load(incoming)
+        if isinstance(payload, Failure):
+            return payload
+        return self.dialect.validate(payload) or payload
+
+
+async def _respond_failure(exchange: Exchange, failure: Failure, headers: Headers) -> None:
+    await exchange.respond(failure.status, [(b"content-type", JSON), *headers, *failure.headers], failure.body)
+
+
+def _retry_headers(directives: Directives) -> Headers:
+    headers = []
+    if directives.retry_after is not None:
+        headers.append((b"retry-after", str(directives.retry_after).encode()))
+    if directives.retry_after_ms is not None:
+        headers.append((b"retry-after-ms", str(directives.retry_after_ms).encode()))
+    return headers
+
+
+class _IntentionalResets(logging.Filter):
+    """``fault-reset`` (and a shutdown during a stall) end responses unfinished on purpose; uvicorn would log
+    each one as an application error."""
+
+    _EXPECTED = ("ASGI callable returned without completing response", "ASGI callable returned without starting")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self._EXPECTED)
+
+
+def _json(payload: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(payload), status_code=status, media_type="application/json")
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    """A fresh emulator (own counters); ``app.state.emulator`` is its ``EmulatorState``."""
+    state = EmulatorState(settings or Settings())
+    uvicorn_errors = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _IntentionalResets) for f in uvicorn_errors.filters):
+        uvicorn_errors.addFilter(_IntentionalResets())
+
+    async def stats(request: Request) -> Response:
+        return _json(state.snapshot())
+
+    async def reset(request: Request) -> Response:
+        state.reset()
+        return _json(state.snapshot())
+
+    async def health(request: Request) -> Response:
+        return _json({"status": "ok"})
+
+    async def models(request: Request) -> Response:
+        model = {"id": "emulated-model", "object": "model", "created": int(time.time()), "owned_by": "llmplex-emulator"}
+        return _json({"object": "list", "data": [model]})
+
+    openai = CompletionEndpoint(OpenAIDialect(), state)
+    gemini = CompletionEndpoint(GeminiDialect(), state)
+    routes = [
+        Route("/v1/chat/completions", openai, methods=["POST"]),
+        Route("/chat/completions", openai, methods=["POST"]),
+        Route(
+            "/openai/deployments/{deployment}/chat/completions",
+            CompletionEndpoint(AzureDialect(), state),
+            methods=["POST"],
+        ),
+        Route("/v1/messages", CompletionEndpoint(AnthropicDialect(), state), methods=["POST"]),
+        Route("/v2/chat", CompletionEndpoint(CohereDialect(), state), methods=["POST"]),
+        Route("/v1beta/models/{target}", gemini, methods=["POST"]),
+        Route("/v1/models/{target}", gemini, methods=["POST"]),
+        Route("/v1/models", models, methods=["GET"]),
+        Route("/_emulator/stats", stats, methods=["GET"]),
+        Route("/_emulator/reset", reset, methods=["POST"]),
+        Route("/health", health, methods=["GET"]),
+    ]
+    app = Starlette(routes=routes)
+    app.state.emulator = state
+    return app
