@@ -17,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, PrivateAttr
 
 __all__ = [
     "ChatCompletionMessageToolCall",
+    "ChoiceDeltaToolCall",
+    "ChoiceDeltaToolCallFunction",
     "Choices",
     "Delta",
     "Function",
@@ -68,6 +70,14 @@ class OpenAIObject(BaseModel):
     def model_dump_json(self, **kwargs: Any) -> str:
         kwargs.setdefault("exclude_unset", True)
         return super().model_dump_json(**kwargs)
+
+    def __eq__(self, other: object) -> bool:
+        # compares with plain dicts too, so code written against dict-shaped chunks keeps working
+        if isinstance(other, dict):
+            return self.model_dump() == other
+        return super().__eq__(other)
+
+    __hash__ = None  # type: ignore[assignment]
 
     def json_bytes(self) -> bytes:
         """Compact JSON (orjson), the proxy's wire form."""
@@ -152,10 +162,24 @@ class ModelResponse(_HasHiddenParams):
         return cls.model_validate(body)
 
 
+class ChoiceDeltaToolCallFunction(OpenAIObject):
+    name: str | None = None
+    arguments: str | None = None
+
+
+class ChoiceDeltaToolCall(OpenAIObject):
+    """A streamed tool-call fragment; only the first fragment of a call carries ``id`` and ``name``."""
+
+    index: int = 0
+    id: str | None = None
+    type: str | None = None
+    function: ChoiceDeltaToolCallFunction | None = None
+
+
 class Delta(OpenAIObject):
     role: str | None = None
     content: str | None = None
-    tool_calls: list[dict[str, Any]] | None = None
+    tool_calls: list[ChoiceDeltaToolCall] | None = None
 
 
 class StreamingChoices(OpenAIObject):

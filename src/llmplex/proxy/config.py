@@ -36,6 +36,7 @@ __all__ = [
 ]
 
 DEFAULT_MAX_BODY = 10 * 1024 * 1024
+DEFAULT_BODY_TIMEOUT = 30.0
 ROUTING_STRATEGIES = frozenset(
     {"simple-shuffle", "least-busy", "latency-based-routing", "usage-based-routing", "usage-based-routing-v2"}
 )
@@ -43,7 +44,15 @@ ROUTING_STRATEGIES = frozenset(
 _TOP = frozenset({"model_list", "litellm_settings", "router_settings", "general_settings", "environment_variables"})
 _OWN_SECTION = "llmplex_settings"  # llmplex's own extensions live here so LiteLLM configs need no change
 _REDIS_OWN = ("redis_failure_mode", "redis_key_prefix", "redis_timeout_seconds")
-_OWN_KEYS = frozenset({"max_request_body_bytes", "start_emulator", "rate_limit_window_seconds", *_REDIS_OWN})
+_OWN_KEYS = frozenset(
+    {
+        "max_request_body_bytes",
+        "request_body_timeout_seconds",
+        "start_emulator",
+        "rate_limit_window_seconds",
+        *_REDIS_OWN,
+    }
+)
 _ENTRY = frozenset({"model_name", "litellm_params", "model_info"})
 _ROUTER = frozenset(
     {"routing_strategy", "num_retries", "timeout", "fallbacks", "allowed_fails", "cooldown_time", "model_group_alias"}
@@ -134,6 +143,7 @@ class ProxyConfig:
     request_timeout: float | None = None
     environ: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     max_request_body_bytes: int = DEFAULT_MAX_BODY
+    request_body_timeout: float = DEFAULT_BODY_TIMEOUT  # slow (slowloris) request bodies get a 408 after this
     start_emulator: bool = False
     default_model: str | None = None  # `llmplex --model X`: every request goes to X (LiteLLM semantics)
     redis: RedisSettings | None = None  # None: router state is per process
@@ -227,6 +237,8 @@ def build_config(doc: SourceDoc, environ: Mapping[str, str] | None) -> ProxyConf
         request_timeout=check.optional(litellm, "litellm_settings.request_timeout", float, minimum=0.001),
         environ=env,
         max_request_body_bytes=max_body or DEFAULT_MAX_BODY,
+        request_body_timeout=check.optional(own, f"{_OWN_SECTION}.request_body_timeout_seconds", float, minimum=0.001)
+        or DEFAULT_BODY_TIMEOUT,
         start_emulator=bool(check.optional(own, f"{_OWN_SECTION}.start_emulator", bool)),
         redis=_redis(check, router_raw, own, env),
         warnings=tuple(check.warnings()),

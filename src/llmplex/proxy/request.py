@@ -6,6 +6,7 @@ fields are removed so they never reach a provider.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,8 +14,11 @@ import orjson
 from starlette.requests import Request
 
 from llmplex.proxy.errors import ProxyError
+from llmplex.proxy.params import MAX_MODELS, check_messages, check_params
 
-__all__ = ["ChatCall", "parse_chat", "read_body"]
+__all__ = ["MAX_HEADER_BYTES", "ChatCall", "check_headers", "parse_chat", "read_body"]
+
+MAX_HEADER_BYTES = 32 * 1024  # all request headers together; real clients send well under 4 KiB
 
 # fields only the proxy reads; never forwarded upstream
 CONTROL_FIELDS = ("fastest_response", "hedge_delay")
@@ -42,8 +46,26 @@ class ChatCall:
     hedge_delay: float | None
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The body, refusing (413) anything over ``limit`` bytes, declared or actually sent."""
+def check_headers(request: Request) -> None:
+    size = sum(len(name) + len(value) for name, value in request.scope["headers"])
+    if size > MAX_HEADER_BYTES:
+        raise ProxyError(431, f"Request headers too large: the limit is {MAX_HEADER_BYTES} bytes in total")
+
+
+async def read_body(request: Request, limit: int, timeout: float | None = None) -> bytes:
+    """The body, refusing (413) anything over ``limit`` bytes, declared or actually sent.
+
+    A body still arriving after ``timeout`` seconds is a 408 (a slowloris client holds a connection,
+    never the event loop, but it must not hold it forever).
+    """
+    try:
+        async with asyncio.timeout(timeout):
+            return await _read(request, limit)
+    except TimeoutError:
+        raise ProxyError(408, f"Request body not received within {timeout:g} seconds", type="timeout") from None
+
+
+async def _read(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None:
         try:
@@ -77,8 +99,11 @@ def parse_chat(body: bytes, default_model: str | None) -> ChatCall:
         raise ProxyError(400, "Missing required parameter: 'messages'", param="messages")
     if not isinstance(messages, list) or not messages:
         raise ProxyError(400, "'messages' must be a non-empty array of message objects", param="messages")
+    check_messages(messages)
     model = data.pop("model", None)
     labels = [default_model] if default_model else _model_names(model)
+    if len(labels) > MAX_MODELS:
+        raise ProxyError(400, f"at most {MAX_MODELS} models per request, got {len(labels)}", param="model")
     for key in FORBIDDEN_FIELDS:
         if key in data:
             raise ProxyError(400, f"'{key}' cannot be set through the proxy; configure it in model_list", param=key)
@@ -93,6 +118,7 @@ def parse_chat(body: bytes, default_model: str | None) -> ChatCall:
     stream = data.get("stream")
     if stream is not None and not isinstance(stream, bool):
         raise ProxyError(400, "'stream' must be true or false", param="stream")
+    check_params(data)
     return ChatCall(
         labels=labels,
         messages=messages,

@@ -13,10 +13,12 @@ import contextlib
 import logging
 from collections.abc import Mapping
 
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
-from llmplex import CompletionStream
+from llmplex import CompletionStream, ModelResponseStream
 from llmplex._sse import encode_data, encode_done
+from llmplex.proxy.access_log import RequestRecord
+from llmplex.proxy.disconnect import wait_disconnect
 from llmplex.proxy.errors import error_event
 
 __all__ = ["EventStreamResponse"]
@@ -33,13 +35,23 @@ _BASE_HEADERS = [
 class EventStreamResponse:
     """Streams one ``CompletionStream``; the upstream is closed when the stream ends, fails or the client leaves."""
 
-    def __init__(self, stream: CompletionStream, headers: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        stream: CompletionStream,
+        headers: Mapping[str, str] | None = None,
+        record: RequestRecord | None = None,
+    ) -> None:
         self._stream = stream
         self._headers = _BASE_HEADERS + [(k.encode(), v.encode("latin-1")) for k, v in (headers or {}).items()]
+        self._record = record
+
+    def close(self) -> None:
+        """Release the upstream without sending anything (the client left before the answer started)."""
+        self._stream.close()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         pump = asyncio.ensure_future(self._pump(send))
-        watch = asyncio.ensure_future(_wait_disconnect(receive))
+        watch = asyncio.ensure_future(wait_disconnect(receive))
         try:
             await asyncio.wait((pump, watch), return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -54,19 +66,30 @@ class EventStreamResponse:
         stream = self._stream
         await send({"type": "http.response.start", "status": 200, "headers": self._headers})
         tail = encode_done()
+        record = self._record
         try:
             async with stream:  # closes the upstream unless it ended cleanly (then it may be reused)
                 async for chunk in stream:
+                    if record is not None:
+                        _observe(record, chunk)
                     await send(
                         {"type": "http.response.body", "body": encode_data(chunk.json_bytes()), "more_body": True}
                     )
         except Exception as exc:
             tail = error_event(exc)
+            if record is not None:
+                record.error = type(exc).__name__
+                record.upstream_failed(record.winner or record.model, exc)
         await send({"type": "http.response.body", "body": tail, "more_body": False})
 
 
-async def _wait_disconnect(receive: Receive) -> None:
-    while True:
-        message: Message = await receive()
-        if message["type"] == "http.disconnect":
-            return
+def _observe(record: RequestRecord, chunk: ModelResponseStream) -> None:
+    if record.ttft is None and chunk.has_content():
+        record.first_token()
+    usage = chunk.usage
+    if usage is not None:
+        record.usage = {
+            "prompt_tokens": usage.prompt_tokens,
+            "completion_tokens": usage.completion_tokens,
+            "total_tokens": usage.total_tokens,
+        }

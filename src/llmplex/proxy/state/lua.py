@@ -1,0 +1,119 @@
+"""The Redis scripts behind ``RedisState``. Each runs atomically on the server, so no read-then-write race.
+
+Windows are aligned on the Redis server's clock (``TIME``), so replicas on machines with skewed
+clocks still agree on the window. Keys are ``<prefix>:<model_id>:<what>``.
+"""
+
+from __future__ import annotations
+
+__all__ = ["ADMIT", "FAIL", "SYNC"]
+
+_NOW = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+"""
+
+# ARGV: base key, window ms, rpm (0 = none), tpm (0 = none) -> {admitted 0/1, ms until the window ends}
+ADMIT = (
+    _NOW
+    + """
+local base, window = ARGV[1], tonumber(ARGV[2])
+local rpm, tpm = tonumber(ARGV[3]), tonumber(ARGV[4])
+local win = math.floor(now / window)
+local left = (win + 1) * window - now
+if tpm > 0 and tonumber(redis.call('GET', base .. ':tpm:' .. win) or '0') >= tpm then
+  return {0, left}
+end
+local key = base .. ':rpm:' .. win
+local used = tonumber(redis.call('GET', key) or '0')
+if rpm > 0 and used >= rpm then
+  return {0, left}
+end
+redis.call('INCR', key)
+if used == 0 then
+  redis.call('PEXPIRE', key, window * 2)
+end
+return {1, left}
+"""
+)
+
+# ARGV: base key, allowed_fails, cooldown ms, may cool down 0/1, fail window ms -> cooldown ms left (0 = none)
+FAIL = """
+local base, allowed, cool, may = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4] == '1'
+local left = redis.call('PTTL', base .. ':cooldown')
+if left > 0 then
+  return left
+end
+local key = base .. ':fails'
+local fails = redis.call('INCR', key)
+if fails == 1 then
+  redis.call('PEXPIRE', key, tonumber(ARGV[5]))
+end
+if may and cool > 0 and fails > allowed then
+  redis.call('SET', base .. ':cooldown', '1', 'PX', cool)
+  redis.call('DEL', key)
+  return cool
+end
+return 0
+"""
+
+# Publishes this instance's in-flight counts, token usage and latency samples; returns the shared view.
+# ARGV: prefix, instance id, stale ms, window ms, then per deployment:
+#   model id, in-flight here, tokens since last sync, latency sum ms, latency samples
+# -> {ms until the window ends, then per deployment: in-flight elsewhere, tokens in window,
+#     requests in window, latency ms as text ('' = unknown), cooldown ms left (<= 0 = none)}
+SYNC = (
+    _NOW
+    + """
+local prefix, me, stale, window = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local win = math.floor(now / window)
+local out = {(win + 1) * window - now}
+for i = 5, #ARGV, 5 do
+  local base = prefix .. ':' .. ARGV[i]
+  local busy = base .. ':inflight'
+  redis.call('HSET', busy, me, ARGV[i + 1] .. ':' .. now)
+  redis.call('PEXPIRE', busy, stale * 20)
+  local elsewhere = 0
+  local seen = redis.call('HGETALL', busy)
+  for j = 1, #seen, 2 do
+    if seen[j] ~= me then
+      local count, at = string.match(seen[j + 1], '^(%-?%d+):(%d+)$')
+      if count == nil or now - tonumber(at) > stale then
+        redis.call('HDEL', busy, seen[j])
+      else
+        elsewhere = elsewhere + tonumber(count)
+      end
+    end
+  end
+  local tkey = base .. ':tpm:' .. win
+  local tokens
+  local delta = tonumber(ARGV[i + 2])
+  if delta > 0 then
+    tokens = redis.call('INCRBY', tkey, delta)
+    redis.call('PEXPIRE', tkey, window * 2)
+  else
+    tokens = tonumber(redis.call('GET', tkey) or '0')
+  end
+  local requests = tonumber(redis.call('GET', base .. ':rpm:' .. win) or '0')
+  local lkey = base .. ':latency'
+  local latency = redis.call('GET', lkey)
+  local samples = tonumber(ARGV[i + 4])
+  if samples > 0 then
+    local mean = tonumber(ARGV[i + 3]) / samples
+    if latency then
+      latency = tonumber(latency) + (mean - tonumber(latency)) * (1 - 0.8 ^ samples)
+    else
+      latency = mean
+    end
+    latency = tostring(latency)
+    redis.call('SET', lkey, latency, 'PX', 3600000)
+  end
+  out[#out + 1] = elsewhere
+  out[#out + 1] = tokens
+  out[#out + 1] = requests
+  out[#out + 1] = latency or ''
+  out[#out + 1] = redis.call('PTTL', base .. ':cooldown')
+end
+return out
+"""
+)
