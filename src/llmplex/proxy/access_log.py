@@ -9,6 +9,7 @@ lazily by the response itself).
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import re
@@ -24,7 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from llmplex import ModelResponse
 from llmplex.proxy.metrics import ProxyMetrics
 
-__all__ = ["ACCESS_LOGGER", "ObservabilityMiddleware", "RequestRecord", "record_of"]
+__all__ = ["ACCESS_LOGGER", "ObservabilityMiddleware", "RequestRecord", "log_config", "record_of"]
 
 ACCESS_LOGGER = "llmplex.proxy.access"
 _SCOPE_KEY = "llmplex.record"
@@ -121,6 +122,28 @@ class ObservabilityMiddleware:
             metrics.child(metrics.hedges, name).inc()
         if logger.isEnabledFor(logging.INFO):
             logger.info(orjson.dumps(_line(record, elapsed)).decode())
+
+
+def log_config(access_log: bool) -> dict[str, Any]:
+    """uvicorn's logging config plus the access logger: JSON lines on stdout when enabled, else silent.
+
+    Given to uvicorn (not applied here) so every worker process configures itself the same way.
+    """
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["formatters"]["llmplex_json"] = {"format": "%(message)s"}
+    config["handlers"]["llmplex_access"] = {
+        "formatter": "llmplex_json",
+        "class": "logging.StreamHandler",
+        "stream": "ext://sys.stdout",
+    }
+    config["loggers"][ACCESS_LOGGER] = {
+        "handlers": ["llmplex_access"],
+        "level": "INFO" if access_log else "WARNING",
+        "propagate": False,
+    }
+    return config
 
 
 def _request_id(scope: Scope) -> str:

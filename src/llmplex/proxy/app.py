@@ -8,18 +8,18 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 from collections.abc import AsyncIterator, Mapping
 
 import orjson
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from llmplex import AsyncClient
+from llmplex.proxy.access_log import ObservabilityMiddleware
 from llmplex.proxy.auth import Authenticator
 from llmplex.proxy.config import ProxyConfig, load_config, single_model_config
+from llmplex.proxy.metrics import metrics_endpoint
 from llmplex.proxy.openapi import openapi_document
 from llmplex.proxy.routes import (
     ProxyState,
@@ -38,22 +38,22 @@ __all__ = ["CONFIG_ENV", "MODEL_ENV", "app_from_env", "create_app"]
 CONFIG_ENV = "LLMPLEX_PROXY_CONFIG"
 MODEL_ENV = "LLMPLEX_PROXY_MODEL"
 
-_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
-
 
 def create_app(config: ProxyConfig) -> Starlette:
     state = ProxyState(config=config, router=Router(config), auth=Authenticator(config.master_key))
     state.models_body = models_body(config, state.created)
-    state.openapi_body = orjson.dumps(openapi_document())
+    state.openapi_body = orjson.dumps(openapi_document(config.model_names()))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         state.client = AsyncClient(config.client_config())
+        await state.router.start()  # the shared (Redis) router state connects here, in the serving loop
         try:
             yield
         finally:
             client, state.client = state.client, None
             await client.aclose()
+            await state.router.aclose()
 
     routes = [
         Route("/chat/completions", chat_completions, methods=["POST"]),
@@ -63,8 +63,11 @@ def create_app(config: ProxyConfig) -> Starlette:
         Route("/health/liveliness", health_liveliness, methods=["GET"]),
         Route("/health/readiness", health_readiness, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(RequestIdMiddleware)])
+    # x-request-id, in-flight gauge, request metrics and the access log, for every route
+    observe = Middleware(ObservabilityMiddleware, metrics=state.metrics, routes=[r.path for r in routes])
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=[observe])
     app.state.llmplex = state
     return app
 
@@ -79,28 +82,3 @@ def app_from_env(environ: Mapping[str, str] | None = None) -> Starlette:
     if model:
         return create_app(single_model_config(model, environ=env))
     raise RuntimeError(f"set {CONFIG_ENV} (a config file) or {MODEL_ENV} (a model name)")
-
-
-class RequestIdMiddleware:
-    """Every response carries ``x-request-id``: the client's when it sent a sane one, else a fresh one."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        request_id: bytes | None = None
-        for name, value in scope["headers"]:
-            if name == b"x-request-id" and _REQUEST_ID.match(value):
-                request_id = value
-                break
-        header = (b"x-request-id", request_id or os.urandom(12).hex().encode())
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", ()), header]
-            await send(message)
-
-        await self.app(scope, receive, send_with_id)

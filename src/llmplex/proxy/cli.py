@@ -20,6 +20,7 @@ from typing import Any
 
 from llmplex.exceptions import ConfigError
 from llmplex.proxy import demo
+from llmplex.proxy.access_log import log_config
 from llmplex.proxy.config import ProxyConfig, load_config, single_model_config
 from llmplex.proxy.yaml_source import parse_yaml
 
@@ -44,7 +45,17 @@ def _parser() -> argparse.ArgumentParser:
         dest="log_level",
         choices=["critical", "error", "warning", "info", "debug"],
     )
-    parser.add_argument("--access-log", action="store_true", help="log every request (off by default: it costs)")
+    parser.add_argument(
+        "--access-log", action="store_true", help="one JSON line per request on stderr (off by default: it costs)"
+    )
+    parser.add_argument(
+        "--graceful-timeout",
+        "--graceful_timeout",
+        type=float,
+        default=30.0,
+        dest="graceful_timeout",
+        help="on SIGTERM, seconds to let in-flight requests and streams finish (default 30)",
+    )
     parser.add_argument(
         "--allow-unauthenticated", action="store_true", help="serve a non-loopback address without a master key"
     )
@@ -133,9 +144,11 @@ def _serve(args: argparse.Namespace, config: ProxyConfig, host: str, environ: di
         "loop": "uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
         "http": "httptools" if importlib.util.find_spec("httptools") else "h11",
         "log_level": args.log_level,
-        "access_log": args.access_log,
+        "log_config": log_config(args.access_log),
+        "access_log": False,  # ours is structured (llmplex.proxy.access); uvicorn's would be a second line
         "lifespan": "on",
         "server_header": False,
+        "timeout_graceful_shutdown": args.graceful_timeout,
     }
     sock = _bind(host, args.port)
     port = sock.getsockname()[1]
@@ -147,6 +160,12 @@ def _serve(args: argparse.Namespace, config: ProxyConfig, host: str, environ: di
         return
     from uvicorn.supervisors import Multiprocess
 
+    if config.redis is None:
+        _say(
+            f"warning: no Redis configured (router_settings.redis_host / REDIS_HOST): rpm/tpm limits, cooldowns "
+            f"and routing statistics are per worker, so {args.num_workers} workers allow up to "
+            f"{args.num_workers}x each deployment's rpm/tpm"
+        )
     # each worker process builds its own app (and aiohttp session) from the same source
     if config.source:
         os.environ[CONFIG_ENV] = config.source

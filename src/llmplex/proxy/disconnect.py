@@ -30,9 +30,7 @@ async def wait_disconnect(receive: Receive) -> None:
             return
 
 
-async def until_disconnect(
-    work: Awaitable[T], receive: Receive, discard: Callable[[T], None] | None = None
-) -> T:
+async def until_disconnect(work: Awaitable[T], receive: Receive, discard: Callable[[T], None] | None = None) -> T:
     """The result of ``work``; if the client leaves first, ``work`` is cancelled and ``ClientDisconnected`` raised.
 
     ``discard`` releases a result that was ready just as the client left (e.g. closes a stream).

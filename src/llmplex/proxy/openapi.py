@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from llmplex import __version__
+from llmplex.proxy.params import MAX_HEDGE_DELAY, MAX_MODELS
+from llmplex.proxy.request import FORBIDDEN_FIELDS
 from llmplex.types import ModelResponse, ModelResponseStream
 
 __all__ = ["openapi_document"]
@@ -26,29 +29,111 @@ _ERROR = {
     "required": ["error"],
 }
 
-_REQUEST = {
+_ROLES = ["system", "developer", "user", "assistant", "tool", "function"]
+_PART = {
     "type": "object",
-    "description": "An OpenAI chat completion request. Extra provider parameters are passed through.",
+    "properties": {"type": {"type": "string"}, "text": {"type": "string"}},
+    "required": ["type"],
+    "if": {"properties": {"type": {"const": "text"}}},
+    "then": {"required": ["text"]},
+}
+_MESSAGE = {
+    "type": "object",
     "properties": {
-        "model": {
-            "description": "A model_name from the config; several as 'a, b' or a JSON array",
-            "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}],
-        },
-        "messages": {"type": "array", "items": {"type": "object"}, "minItems": 1},
-        "stream": {"type": "boolean"},
-        "fastest_response": {
-            "type": "boolean",
-            "description": "With several models: race them and answer with the first success",
-        },
-        "hedge_delay": {
-            "type": "number",
-            "minimum": 0,
-            "description": "With fastest_response: start the next model only after this many seconds",
+        "role": {"enum": _ROLES},
+        "content": {"oneOf": [{"type": "string"}, {"type": "null"}, {"type": "array", "items": _PART}]},
+        "name": {"type": "string"},
+    },
+    "required": ["role"],
+}
+_TOOL = {
+    "type": "object",
+    "properties": {
+        "type": {"const": "function"},
+        "function": {
+            "type": "object",
+            "properties": {
+                "name": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
+                "description": {"type": "string"},
+                "parameters": {"type": "object"},
+            },
+            "required": ["name"],
         },
     },
-    "required": ["model", "messages"],
-    "additionalProperties": True,
+    "required": ["type", "function"],
 }
+
+
+def _request_schema(model_names: Sequence[str]) -> dict[str, Any]:
+    name: dict[str, Any] = {"type": "string", "minLength": 1}
+    if model_names:
+        name = {"enum": list(model_names)}
+    number = {"type": ["number", "null"]}
+    integer = {"type": ["integer", "null"]}
+    return {
+        "type": "object",
+        "description": "An OpenAI chat completion request. Other provider parameters are passed through; "
+        "null means 'not set'.",
+        "properties": {
+            "model": {
+                "description": "A model_name from the config; several as an array (or 'a, b')",
+                "oneOf": [name, {"type": "array", "items": name, "minItems": 1, "maxItems": MAX_MODELS}],
+            },
+            "messages": {"type": "array", "items": _MESSAGE, "minItems": 1},
+            "stream": {"type": ["boolean", "null"]},
+            "stream_options": {
+                "type": ["object", "null"],
+                "properties": {"include_usage": {"type": ["boolean", "null"]}},
+            },
+            "n": {**integer, "minimum": 1, "maximum": 128},
+            "max_tokens": {**integer, "minimum": 1},
+            "max_completion_tokens": {**integer, "minimum": 1},
+            "temperature": {**number, "minimum": 0, "maximum": 2},
+            "top_p": {**number, "minimum": 0, "maximum": 1},
+            "presence_penalty": {**number, "minimum": -2, "maximum": 2},
+            "frequency_penalty": {**number, "minimum": -2, "maximum": 2},
+            "seed": integer,
+            "stop": {
+                "oneOf": [
+                    {"type": "string"},
+                    {"type": "null"},
+                    {"type": "array", "items": {"type": "string"}, "maxItems": 4},
+                ]
+            },
+            "user": {"type": ["string", "null"]},
+            "tools": {"type": ["array", "null"], "items": _TOOL},
+            "tool_choice": {"oneOf": [{"enum": ["none", "auto", "required"]}, {"type": "object"}, {"type": "null"}]},
+            "response_format": {"type": ["object", "null"]},
+            "logit_bias": {"type": ["object", "null"]},
+            "metadata": {"type": ["object", "null"]},
+            "logprobs": {"type": ["boolean", "null"]},
+            "top_logprobs": {**integer, "minimum": 0, "maximum": 20},
+            "parallel_tool_calls": {"type": ["boolean", "null"]},
+            "reasoning_effort": {"type": ["string", "null"]},
+            "drop_params": {"type": ["boolean", "null"]},
+            "timeout": {**number, "minimum": 0.001, "description": "Upstream timeout in seconds"},
+            "request_timeout": {**number, "minimum": 0.001},
+            **dict.fromkeys(FORBIDDEN_FIELDS, False),  # never settable through the proxy (400)
+            "fastest_response": {
+                "type": "boolean",
+                "description": "With several models: race them and answer with the first success",
+            },
+            "hedge_delay": {
+                "type": ["number", "null"],
+                "minimum": 0,
+                "maximum": MAX_HEDGE_DELAY,
+                "description": "With fastest_response: start the next model only after this many seconds",
+            },
+        },
+        "required": ["model", "messages"],
+        # a stream has one answer: several models may only stream as a race
+        "if": {
+            "properties": {"model": {"type": "array", "minItems": 2}, "stream": {"const": True}},
+            "required": ["model", "stream"],
+        },
+        "then": {"properties": {"fastest_response": {"const": True}}, "required": ["fastest_response"]},
+        "additionalProperties": True,
+    }
 
 
 def _errors(*statuses: int) -> dict[str, Any]:
@@ -56,7 +141,8 @@ def _errors(*statuses: int) -> dict[str, Any]:
     return {str(s): {"description": "Error", **ref} for s in statuses}
 
 
-def openapi_document() -> dict[str, Any]:
+def openapi_document(model_names: Sequence[str] = ()) -> dict[str, Any]:
+    """The document; ``model_names`` (the configured names) make ``model`` an enum clients can rely on."""
     chat_ok = {
         "description": "A chat completion; an array of them (or error objects) for several models without "
         "fastest_response; an SSE stream of chunks with stream=true",
@@ -65,11 +151,42 @@ def openapi_document() -> dict[str, Any]:
                 "schema": {
                     "oneOf": [
                         {"$ref": "#/components/schemas/ChatCompletion"},
-                        {"type": "array", "items": {"$ref": "#/components/schemas/ChatCompletion"}},
+                        {
+                            "type": "array",
+                            "items": {
+                                "oneOf": [
+                                    {"$ref": "#/components/schemas/ChatCompletion"},
+                                    {"$ref": "#/components/schemas/Error"},
+                                ]
+                            },
+                        },
                     ]
                 }
             },
-            "text/event-stream": {"schema": {"$ref": "#/components/schemas/ChatCompletionChunk"}},
+            # one schema per SSE event: `data` is a JSON ChatCompletionChunk, a JSON error object or [DONE]
+            "text/event-stream": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "data": {
+                            "anyOf": [
+                                {"const": "[DONE]"},
+                                {
+                                    "type": "string",
+                                    "contentMediaType": "application/json",
+                                    "contentSchema": {
+                                        "oneOf": [
+                                            {"$ref": "#/components/schemas/ChatCompletionChunk"},
+                                            {"$ref": "#/components/schemas/Error"},
+                                        ]
+                                    },
+                                },
+                            ]
+                        }
+                    },
+                    "required": ["data"],
+                }
+            },
         },
     }
     chat = {
@@ -79,7 +196,7 @@ def openapi_document() -> dict[str, Any]:
                 "required": True,
                 "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ChatCompletionRequest"}}},
             },
-            "responses": {"200": chat_ok, **_errors(400, 401, 413, 429, 500, 502, 504)},
+            "responses": {"200": chat_ok, **_errors(400, 401, 408, 413, 429, 431, 500, 502, 503, 504)},
             "security": [{"bearer": []}],
         }
     }
@@ -91,8 +208,21 @@ def openapi_document() -> dict[str, Any]:
         }
     }
     health = {"get": {"summary": "Health check", "responses": {"200": {"description": "OK"}}}}
+    readiness = {
+        "get": {
+            "summary": "Ready to serve",
+            "responses": {"200": {"description": "Ready"}, "503": {"description": "Starting or stopping"}},
+        }
+    }
+    metrics = {
+        "get": {
+            "summary": "Prometheus metrics of this worker",
+            "responses": {"200": {"description": "Prometheus text format", "content": {"text/plain": {}}}},
+        }
+    }
+    document = {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3.1"}}}}
     schemas: dict[str, Any] = {
-        "ChatCompletionRequest": _REQUEST,
+        "ChatCompletionRequest": _request_schema(model_names),
         "Error": _ERROR,
     }
     schemas["ChatCompletion"] = _schema(ModelResponse, schemas)
@@ -106,7 +236,9 @@ def openapi_document() -> dict[str, Any]:
             "/models": models,
             "/v1/models": models,
             "/health/liveliness": health,
-            "/health/readiness": health,
+            "/health/readiness": readiness,
+            "/metrics": metrics,
+            "/openapi.json": document,
         },
         "components": {"schemas": schemas, "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
     }

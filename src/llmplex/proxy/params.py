@@ -6,14 +6,19 @@ round trip to learn what OpenAI documents anyway. Ranges follow OpenAI's API ref
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from llmplex.proxy.errors import ProxyError
 
-__all__ = ["MAX_MODELS", "check_messages", "check_params"]
+__all__ = ["MAX_HEDGE_DELAY", "MAX_MODELS", "check_messages", "check_params"]
+
+_MAX_STOP = 4
+_TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 MAX_MODELS = 16  # models in one request: each one is an upstream call
+MAX_HEDGE_DELAY = 60.0  # seconds; a larger delay is a mistake (and would overflow the event loop's clock)
 
 _NUMBER = (int, float)
 # name -> (accepted types, minimum, maximum)
@@ -28,6 +33,7 @@ _RANGES: dict[str, tuple[tuple[type, ...], float | None, float | None]] = {
     "top_logprobs": ((int,), 0, 20),
     "seed": ((int,), None, None),
     "timeout": (_NUMBER, 0.001, None),
+    "request_timeout": (_NUMBER, 0.001, None),
 }
 _TYPES: dict[str, tuple[type, ...]] = {
     "stop": (str, list),
@@ -41,8 +47,9 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "parallel_tool_calls": (bool,),
     "logprobs": (bool,),
     "reasoning_effort": (str,),
+    "drop_params": (bool,),
 }
-_TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", list: "an array", dict: "an object", bool: "a bool"}
+_TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", list: "an array", dict: "an object", bool: "bool"}
 
 
 def check_params(options: Mapping[str, Any]) -> None:
@@ -57,10 +64,26 @@ def check_params(options: Mapping[str, Any]) -> None:
                 raise ProxyError(400, f"'{name}' must be {_range(low, high)}, got {value!r}", param=name)
         elif name in _TYPES:
             _check_type(name, value, _TYPES[name])
+    stop = options.get("stop")
+    if isinstance(stop, list) and (len(stop) > _MAX_STOP or not all(isinstance(s, str) for s in stop)):
+        raise ProxyError(400, f"'stop' must be a string or an array of at most {_MAX_STOP} strings", param="stop")
+    tools = options.get("tools")
+    if tools:
+        _check_tools(tools)
+
+
+def _check_tools(tools: list[Any]) -> None:
+    for i, tool in enumerate(tools):
+        function = tool.get("function") if isinstance(tool, dict) else None
+        if not isinstance(function, dict) or tool.get("type") != "function":
+            raise ProxyError(400, f"tools[{i}] must be {{'type': 'function', 'function': {{...}}}}", param="tools")
+        name = function.get("name")
+        if not isinstance(name, str) or not _TOOL_NAME.match(name):
+            raise ProxyError(400, f"tools[{i}].function.name must match ^[A-Za-z0-9_-]{{1,64}}$", param="tools")
 
 
 def check_messages(messages: list[Any]) -> None:
-    """Message content must be a string, an array of parts or null (roles are checked by the SDK)."""
+    """Content is a string, null or an array of typed parts; ``name`` a string (roles are checked by the SDK)."""
     for i, message in enumerate(messages):
         if not isinstance(message, dict):
             continue  # the SDK reports it with the right wording
@@ -69,17 +92,26 @@ def check_messages(messages: list[Any]) -> None:
             raise ProxyError(
                 400, f"messages[{i}].content must be a string, an array of content parts or null", param="messages"
             )
-        if isinstance(content, list) and not all(isinstance(part, dict) for part in content):
-            raise ProxyError(400, f"messages[{i}].content parts must be objects", param="messages")
+        if isinstance(content, list) and not all(_valid_part(part) for part in content):
+            raise ProxyError(
+                400, f"messages[{i}].parts must be objects with a 'type' (and 'text' for text)", param="messages"
+            )
+        if "name" in message and not isinstance(message["name"], str):
+            raise ProxyError(400, f"messages[{i}].name must be a string", param="messages")
+
+
+def _valid_part(part: Any) -> bool:
+    if not isinstance(part, dict) or not isinstance(part.get("type"), str):
+        return False
+    text = part.get("text")
+    return isinstance(text, str) if part["type"] == "text" or "text" in part else True
 
 
 def _check_type(name: str, value: Any, kinds: tuple[type, ...]) -> None:
+    if isinstance(value, float) and int in kinds and value.is_integer():
+        return  # JSON has one number type: 2.0 is an integer (as in JSON Schema)
     # bool is an int in Python but not in JSON Schema
-    if isinstance(value, bool) and bool not in kinds:
-        ok = False
-    else:
-        ok = isinstance(value, kinds)
-    if not ok:
+    if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
         wanted = " or ".join(_TYPE_NAMES[k] for k in kinds)
         raise ProxyError(400, f"'{name}' must be {wanted}", param=name)
 

@@ -14,7 +14,7 @@ import orjson
 from starlette.requests import Request
 
 from llmplex.proxy.errors import ProxyError
-from llmplex.proxy.params import MAX_MODELS, check_messages, check_params
+from llmplex.proxy.params import MAX_HEDGE_DELAY, MAX_MODELS, check_messages, check_params
 
 __all__ = ["MAX_HEADER_BYTES", "ChatCall", "check_headers", "parse_chat", "read_body"]
 
@@ -31,6 +31,11 @@ FORBIDDEN_FIELDS = (
     "custom_llm_provider",
     "extra_headers",
     "headers",
+    # SDK call settings that would let a client change how the proxy behaves
+    "mock_response",
+    "mock_delay",
+    "stream_first_token_timeout",
+    "stream_idle_timeout",
 )
 # retries are the router's business (router_settings.num_retries)
 _DROPPED_FIELDS = ("num_retries", "max_retries", "litellm_logging_obj", "user_config")
@@ -113,8 +118,12 @@ def parse_chat(body: bytes, default_model: str | None) -> ChatCall:
     if not isinstance(fastest, bool):
         raise ProxyError(400, "'fastest_response' must be true or false", param="fastest_response")
     hedge = data.pop("hedge_delay", None)
-    if hedge is not None and (isinstance(hedge, bool) or not isinstance(hedge, (int, float)) or hedge < 0):
-        raise ProxyError(400, "'hedge_delay' must be a non-negative number of seconds", param="hedge_delay")
+    if hedge is not None and (
+        isinstance(hedge, bool) or not isinstance(hedge, (int, float)) or not 0 <= hedge <= MAX_HEDGE_DELAY
+    ):
+        raise ProxyError(
+            400, f"'hedge_delay' must be a number of seconds between 0 and {MAX_HEDGE_DELAY:g}", param="hedge_delay"
+        )
     stream = data.get("stream")
     if stream is not None and not isinstance(stream, bool):
         raise ProxyError(400, "'stream' must be true or false", param="stream")

@@ -13,12 +13,16 @@ from starlette.responses import Response
 from starlette.types import ASGIApp
 
 from llmplex import AsyncClient, CompletionStream, ModelResponse
-from llmplex.exceptions import AllModelsFailedError
+from llmplex._concurrency import RaceOutcome
+from llmplex.exceptions import AllModelsFailedError, APIError
+from llmplex.proxy.access_log import RequestRecord, record_of
 from llmplex.proxy.auth import Authenticator
 from llmplex.proxy.config import ProxyConfig
+from llmplex.proxy.disconnect import ClientDisconnected, until_disconnect
 from llmplex.proxy.errors import ProxyError, error_response, slot_error
+from llmplex.proxy.metrics import ProxyMetrics
 from llmplex.proxy.multi import gather_all, race
-from llmplex.proxy.request import ChatCall, parse_chat, read_body
+from llmplex.proxy.request import ChatCall, check_headers, parse_chat, read_body
 from llmplex.proxy.routing import Routed, Router
 from llmplex.proxy.streaming import EventStreamResponse
 
@@ -35,6 +39,7 @@ class ProxyState:
     client: AsyncClient | None = None
     models_body: bytes = b""
     openapi_body: bytes = b""
+    metrics: ProxyMetrics = field(default_factory=ProxyMetrics)
     created: int = field(default_factory=lambda: int(time.time()))
 
 
@@ -46,31 +51,69 @@ def state_of(request: Request) -> ProxyState:
 async def chat_completions(request: Request) -> Response | ASGIApp:
     started = time.perf_counter()
     state = state_of(request)
+    record = record_of(request)
     labels: list[str] = []
     try:
+        check_headers(request)
         state.auth.check(request.headers)
-        body = await read_body(request, state.config.max_request_body_bytes)
+        body = await read_body(request, state.config.max_request_body_bytes, state.config.request_body_timeout)
         call = parse_chat(body, state.config.default_model)
         labels = call.labels
         groups = [_group(state, name) for name in call.labels]
+        if record is not None:
+            record.models, record.stream = call.labels, call.stream
+            record.model = call.labels[0] if len(groups) == 1 else "multi"
         client = state.client
         if client is None:
             raise ProxyError(503, "the proxy is starting or stopping", type="service_unavailable")
-        if len(groups) == 1:
-            return _single(
-                await state.router.completion(client, groups[0], call.messages, call.options), call.labels[0]
-            )
-        if call.fastest:
-            return await _fastest(state, client, call, groups, started)
-        if call.stream:
-            raise ProxyError(
-                400,
-                "'stream': true with several models needs 'fastest_response': true (a stream has one answer)",
-                param="stream",
-            )
-        return await _all(state, client, call, groups)
+        # the client may leave while the upstream works: then the upstream call is cancelled at once
+        work = _answer(state, client, call, groups, started, record)
+        return await until_disconnect(work, request.receive, _release)
+    except ClientDisconnected:
+        return Response(status_code=499)
     except Exception as exc:  # every failure becomes an OpenAI-shaped error with the right status
+        if record is not None:
+            _record_failure(record, exc, labels)
         return error_response(exc, labels)
+
+
+async def _answer(
+    state: ProxyState,
+    client: AsyncClient,
+    call: ChatCall,
+    groups: list[str],
+    started: float,
+    record: RequestRecord | None,
+) -> Response | ASGIApp:
+    if len(groups) == 1:
+        routed = await state.router.completion(client, groups[0], call.messages, call.options)
+        return _single(routed, call.labels[0], record=record)
+    if call.fastest:
+        return await _fastest(state, client, call, groups, started, record)
+    if call.stream:
+        raise ProxyError(
+            400,
+            "'stream': true with several models needs 'fastest_response': true (a stream has one answer)",
+            param="stream",
+        )
+    return await _all(state, client, call, groups, record)
+
+
+def _release(answer: Response | ASGIApp) -> None:
+    if isinstance(answer, EventStreamResponse):
+        answer.close()
+
+
+def _record_failure(record: RequestRecord, exc: Exception, labels: list[str]) -> None:
+    if isinstance(exc, ProxyError):
+        record.error = "ProxyError"
+        return
+    record.error = type(exc).__name__
+    if isinstance(exc, AllModelsFailedError):
+        for i, member in enumerate(exc.exceptions):
+            record.upstream_failed(labels[i] if i < len(labels) else record.model, member)
+    elif isinstance(exc, APIError):
+        record.upstream_failed(record.model, exc)
 
 
 def _group(state: ProxyState, name: str) -> str:
@@ -85,13 +128,19 @@ def _group(state: ProxyState, name: str) -> str:
     return group
 
 
-def _single(routed: Routed, label: str, extra: Mapping[str, str] | None = None) -> Response | ASGIApp:
+def _single(
+    routed: Routed, label: str, extra: Mapping[str, str] | None = None, record: RequestRecord | None = None
+) -> Response | ASGIApp:
     headers = _route_headers(routed, label)
     if extra:
         headers.update(extra)
     result = routed.result
+    if record is not None:
+        record.winner, record.deployment = label, routed.deployment.model_id
     if isinstance(result, CompletionStream):
-        return EventStreamResponse(result, headers)
+        return EventStreamResponse(result, headers, record)
+    if record is not None:
+        record.response = result
     return Response(result.json_bytes(), media_type=_JSON, headers=headers)
 
 
@@ -110,12 +159,19 @@ def _header_value(value: str) -> str:
 
 
 async def _fastest(
-    state: ProxyState, client: AsyncClient, call: ChatCall, groups: list[str], started: float
+    state: ProxyState,
+    client: AsyncClient,
+    call: ChatCall,
+    groups: list[str],
+    started: float,
+    record: RequestRecord | None,
 ) -> Response | ASGIApp:
     options = {**call.options, "stream": True} if call.stream else call.options
     outcome = await race(
         state.router, client, call.labels, groups, call.messages, options, hedge_delay=call.hedge_delay
     )
+    if record is not None:
+        _record_race(record, outcome, call.hedge_delay is not None)
     winner = outcome.value
     upstream_ms = outcome.attempts[outcome.winner_index].latency_ms or 0.0
     overhead = max((time.perf_counter() - started) * 1000.0 - upstream_ms, 0.0)
@@ -124,15 +180,32 @@ async def _fastest(
         cost = winner.result.hidden_params.get("response_cost")
         if cost is not None:
             extra["x-llmplex-response-cost"] = repr(float(cost))
-    return _single(winner, outcome.winner, extra)
+    return _single(winner, outcome.winner, extra, record)
 
 
-async def _all(state: ProxyState, client: AsyncClient, call: ChatCall, groups: list[str]) -> Response:
+def _record_race(record: RequestRecord, outcome: RaceOutcome[Routed], hedged: bool) -> None:
+    record.raced, record.model = True, outcome.winner
+    for i, attempt in enumerate(outcome.attempts):
+        if attempt.status == "failed" and attempt.error is not None:
+            record.upstream_failed(attempt.label, attempt.error)
+        elif attempt.status == "cancelled":
+            record.race_cancelled.append(attempt.label)
+        if hedged and i > 0 and attempt.status != "not_started":
+            record.hedges.append(attempt.label)
+
+
+async def _all(
+    state: ProxyState, client: AsyncClient, call: ChatCall, groups: list[str], record: RequestRecord | None
+) -> Response:
     results = await gather_all(state.router, client, groups, call.messages, call.options)
     if all(isinstance(r, BaseException) for r in results):
         errors = [r for r in results if isinstance(r, Exception)]
         if len(errors) == len(results):
             raise AllModelsFailedError("all models failed", errors)
+    if record is not None:  # (when all failed, the error path records them)
+        for label, result in zip(call.labels, results, strict=True):
+            if isinstance(result, BaseException):
+                record.upstream_failed(label, result)
     parts: list[bytes] = []
     for result in results:
         if isinstance(result, Routed) and isinstance(result.result, ModelResponse):

@@ -1,6 +1,7 @@
 """Choosing a deployment inside a ``model_name`` group: strategies, retries, fallbacks, cooldowns, rpm/tpm.
 
-All state is in-process and per ``Router`` (one per app), so two apps never share counters.
+Counters, cooldowns and statistics live in a ``RouterState`` (one per ``Router``, one router per app):
+in-process by default, shared by every worker and replica through Redis when it is configured.
 The SDK does the HTTP and retries nothing itself here (``num_retries=0``): retrying across
 deployments is the router's job.
 """
@@ -18,10 +19,10 @@ from typing import Any
 from llmplex import AsyncClient, CompletionStream, ModelResponse
 from llmplex.exceptions import APIError, BadRequestError, RateLimitError
 from llmplex.proxy.config import Deployment, ProxyConfig
+from llmplex.proxy.state import RouterState, make_state
 
 __all__ = ["Routed", "Router"]
 
-_WINDOW = 60.0  # rpm/tpm and allowed_fails are counted per minute, as in LiteLLM
 _MAX_RETRY_SLEEP = 10.0
 _COOLDOWN_STATUSES = frozenset({401, 404, 408, 429})
 
@@ -32,25 +33,6 @@ class Routed:
     deployment: Deployment
 
 
-class _State:
-    __slots__ = ("cooldown_until", "fail_window", "fails", "in_flight", "latency_ms", "requests", "tokens", "window")
-
-    def __init__(self) -> None:
-        self.in_flight = 0
-        self.latency_ms: float | None = None
-        self.fails = 0
-        self.fail_window = 0.0
-        self.cooldown_until = 0.0
-        self.window = 0.0
-        self.requests = 0
-        self.tokens = 0
-
-    def roll(self, now: float) -> None:
-        window = now - now % _WINDOW
-        if window != self.window:
-            self.window, self.requests, self.tokens = window, 0, 0
-
-
 class Router:
     def __init__(
         self,
@@ -58,6 +40,7 @@ class Router:
         *,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
+        state: RouterState | None = None,
     ) -> None:
         self.settings = config.router
         self._clock = clock
@@ -66,7 +49,13 @@ class Router:
         for deployment in config.deployments:
             self._groups.setdefault(deployment.model_name, []).append(deployment)
         self._aliases = dict(config.router.model_group_alias)
-        self._state: dict[int, _State] = {id(d): _State() for d in config.deployments}
+        self.state = state or make_state(config, clock=clock)
+
+    async def start(self) -> None:
+        await self.state.start()
+
+    async def aclose(self) -> None:
+        await self.state.close()
 
     def group_for(self, name: str) -> str | None:
         """The model_name group a public name refers to, or None."""
@@ -100,15 +89,13 @@ class Router:
         tried: set[int] = set()
         attempts = self.settings.num_retries + 1
         for attempt in range(attempts):
-            deployment = self._pick(group, tried)
-            state = self._state[id(deployment)]
-            state.requests += 1
-            state.in_flight += 1
+            deployment = await self._pick(group, tried)
+            self.state.begin(deployment)
             started = self._clock()
             try:
                 result = await client.completion(deployment.model, messages, **{**deployment.params, **options})
             except APIError as exc:
-                self._failed(group, state, exc)
+                await self._failed(group, deployment, exc)
                 fresh = any(id(d) not in tried for d in self._groups[group] if d is not deployment)
                 tried.add(id(deployment))
                 if attempt + 1 >= attempts or not exc.retryable:
@@ -117,73 +104,63 @@ class Router:
                     await self._backoff(attempt, exc)
                 continue
             finally:
-                state.in_flight -= 1
-            self._succeeded(state, started, result)
+                self.state.finish(deployment)
+            self._succeeded(deployment, started, result)
             return Routed(result, deployment)
         raise AssertionError("unreachable: the last attempt returns or raises")
 
-    def _pick(self, group: str, avoid: set[int]) -> Deployment:
-        now = self._clock()
+    async def _pick(self, group: str, avoid: set[int]) -> Deployment:
+        """A deployment that is not cooling down, admitted against its rpm/tpm window (counted)."""
         candidates: list[Deployment] = []
         wait: float | None = None
         for deployment in self._groups[group]:
-            state = self._state[id(deployment)]
-            if state.cooldown_until > now:
-                wait = _min(wait, state.cooldown_until - now)
-                continue
-            state.roll(now)
-            limited = (deployment.rpm is not None and state.requests >= deployment.rpm) or (
-                deployment.tpm is not None and state.tokens >= deployment.tpm
-            )
-            if limited:
-                wait = _min(wait, state.window + _WINDOW - now)
-                continue
-            candidates.append(deployment)
-        if not candidates:
-            raise RateLimitError(
-                f"No deployments available for model {group!r}: every deployment is at its rpm/tpm limit "
-                "or cooling down after failures",
-                model=group,
-                retry_after=math.ceil(wait) if wait else 1,
-            )
-        fresh = [d for d in candidates if id(d) not in avoid] or candidates
-        return fresh[0] if len(fresh) == 1 else self._choose(fresh)
+            blocked = self.state.blocked_for(deployment)
+            if blocked > 0:
+                wait = _min(wait, blocked)
+            else:
+                candidates.append(deployment)
+        while candidates:
+            fresh = [d for d in candidates if id(d) not in avoid] or candidates
+            deployment = fresh[0] if len(fresh) == 1 else self._choose(fresh)
+            blocked = await self.state.admit(deployment)
+            if blocked <= 0:
+                return deployment
+            wait = _min(wait, blocked)  # another worker or replica filled the window meanwhile
+            candidates.remove(deployment)
+        raise RateLimitError(
+            f"No deployments available for model {group!r}: every deployment is at its rpm/tpm limit "
+            "or cooling down after failures",
+            model=group,
+            retry_after=math.ceil(wait) if wait else 1,
+        )
 
     def _choose(self, deployments: Sequence[Deployment]) -> Deployment:
         strategy = self.settings.routing_strategy
         if strategy == "least-busy":
-            return self._lowest(deployments, lambda s: s.in_flight)
+            return self._lowest(deployments, self.state.in_flight)
         if strategy == "latency-based-routing":
-            return self._lowest(deployments, lambda s: s.latency_ms or 0.0)
+            return self._lowest(deployments, lambda d: self.state.latency_ms(d) or 0.0)
         if strategy.startswith("usage-based-routing"):
-            return self._lowest(deployments, lambda s: s.tokens)
+            return self._lowest(deployments, self.state.tokens)
         weights = _weights(deployments)
         if weights is None:
             return self._rng.choice(deployments)
         return self._rng.choices(deployments, weights=weights, k=1)[0]
 
-    def _lowest(self, deployments: Sequence[Deployment], key: Callable[[_State], float]) -> Deployment:
-        scores = [key(self._state[id(d)]) for d in deployments]
+    def _lowest(self, deployments: Sequence[Deployment], key: Callable[[Deployment], float]) -> Deployment:
+        scores = [key(d) for d in deployments]
         best = min(scores)
         return self._rng.choice([d for d, score in zip(deployments, scores, strict=True) if score == best])
 
-    def _failed(self, group: str, state: _State, exc: APIError) -> None:
+    async def _failed(self, group: str, deployment: Deployment, exc: APIError) -> None:
         if not (exc.retryable or exc.status_code in _COOLDOWN_STATUSES):
             return
-        now = self._clock()
-        if now - state.fail_window >= _WINDOW:
-            state.fail_window, state.fails = now, 0
-        state.fails += 1
         # a group's only deployment is never cooled down: that would turn one failure into many
-        if state.fails > self.settings.allowed_fails and len(self._groups[group]) > 1:
-            state.cooldown_until = now + self.settings.cooldown_time
-            state.fails = 0
+        await self.state.record_failure(deployment, may_cool_down=len(self._groups[group]) > 1)
 
-    def _succeeded(self, state: _State, started: float, result: ModelResponse | CompletionStream) -> None:
-        elapsed = (self._clock() - started) * 1000.0
-        state.latency_ms = elapsed if state.latency_ms is None else 0.8 * state.latency_ms + 0.2 * elapsed
-        if isinstance(result, ModelResponse) and result.usage is not None:
-            state.tokens += result.usage.total_tokens
+    def _succeeded(self, deployment: Deployment, started: float, result: ModelResponse | CompletionStream) -> None:
+        tokens = result.usage.total_tokens if isinstance(result, ModelResponse) and result.usage is not None else 0
+        self.state.record_success(deployment, (self._clock() - started) * 1000.0, tokens)
 
     async def _backoff(self, attempt: int, exc: APIError) -> None:
         delay = exc.retry_after if exc.retry_after else min(0.25 * 2**attempt, 4.0) * (1 - 0.25 * self._rng.random())

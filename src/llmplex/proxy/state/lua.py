@@ -13,27 +13,35 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 """
 
-# ARGV: base key, window ms, rpm (0 = none), tpm (0 = none) -> {admitted 0/1, ms until the window ends}
+# Admits a batch of requests in arrival order (several requests, possibly for the same deployment).
+# ARGV: window ms, then per request: base key, rpm (0 = none), tpm (0 = none)
+# -> {ms until the window ends, then per request: admitted 0/1}
 ADMIT = (
     _NOW
     + """
-local base, window = ARGV[1], tonumber(ARGV[2])
-local rpm, tpm = tonumber(ARGV[3]), tonumber(ARGV[4])
+local window = tonumber(ARGV[1])
 local win = math.floor(now / window)
-local left = (win + 1) * window - now
-if tpm > 0 and tonumber(redis.call('GET', base .. ':tpm:' .. win) or '0') >= tpm then
-  return {0, left}
+local out = {(win + 1) * window - now}
+for i = 2, #ARGV, 3 do
+  local base, rpm, tpm = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
+  local admitted = 1
+  if tpm > 0 and tonumber(redis.call('GET', base .. ':tpm:' .. win) or '0') >= tpm then
+    admitted = 0
+  else
+    local key = base .. ':rpm:' .. win
+    local used = tonumber(redis.call('GET', key) or '0')
+    if rpm > 0 and used >= rpm then
+      admitted = 0
+    else
+      redis.call('INCR', key)
+      if used == 0 then
+        redis.call('PEXPIRE', key, window * 2)
+      end
+    end
+  end
+  out[#out + 1] = admitted
 end
-local key = base .. ':rpm:' .. win
-local used = tonumber(redis.call('GET', key) or '0')
-if rpm > 0 and used >= rpm then
-  return {0, left}
-end
-redis.call('INCR', key)
-if used == 0 then
-  redis.call('PEXPIRE', key, window * 2)
-end
-return {1, left}
+return out
 """
 )
 
