@@ -1,40 +1,31 @@
-"""OpenAI and Azure end to end: ``llmplex`` -> real HTTP -> the emulator. The openai SDK reads the same
-responses as a reference client (parity), never as part of llmplex."""
+"""OpenAI and Azure end to end, beyond the scenarios every provider shares (``test_e2e_providers.py``):
+parity with the openai SDK, the OpenAI error bodies, disconnects, Azure routes and the sync entry points.
+The openai SDK reads the same responses as a reference client, never as part of llmplex."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 import openai
 import pytest
-from openai.types.chat import ChatCompletion, ChatCompletionChunk
+from openai.types.chat import ChatCompletion
 
 import llmplex
 from llmplex import (
+    APIStatusError,
     AsyncClient,
     AuthenticationError,
     ClientConfig,
     CompletionStream,
     InternalServerError,
     ModelResponse,
-    ModelResponseStream,
     NotFoundError,
     RateLimitError,
-    StreamError,
     SyncStream,
 )
-
-MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hello brave new world"}]
-SEARCH_TOOL = {
-    "type": "function",
-    "function": {
-        "name": "search",
-        "description": "Search the web",
-        "parameters": {"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]},
-    },
-}
+from tests import e2e_calls
+from tests.e2e_calls import ECHO, MESSAGES
 
 
 @pytest.fixture
@@ -44,31 +35,7 @@ async def client() -> AsyncIterator[AsyncClient]:
 
 
 async def complete(client: AsyncClient, emulator: Any, model: str, **options: Any) -> ModelResponse:
-    options.setdefault("api_key", "test")
-    response = await client.completion(f"openai/{model}", MESSAGES, api_base=emulator.openai_base, **options)
-    assert isinstance(response, ModelResponse)
-    return response
-
-
-async def collect(client: AsyncClient, emulator: Any, model: str, **options: Any) -> list[ModelResponseStream]:
-    stream = await client.completion(
-        f"openai/{model}", MESSAGES, api_base=emulator.openai_base, api_key="test", stream=True, **options
-    )
-    assert isinstance(stream, CompletionStream)
-    async with stream:
-        return [chunk async for chunk in stream]
-
-
-async def test_plain(client: AsyncClient, emulator: Any) -> None:
-    response = await complete(client, emulator, "gpt-4o-mini", temperature=0)
-    ChatCompletion.model_validate(response.model_dump())
-    assert response.choices[0].message.content == "Echo: hello brave new world"
-    assert response.choices[0].finish_reason == "stop"
-    assert response.usage is not None
-    assert response.usage.completion_tokens == 5
-    assert response.usage.total_tokens == response.usage.prompt_tokens + 5
-    assert response.model == "gpt-4o-mini"
-    assert response["choices"][0]["message"]["role"] == "assistant"
+    return await e2e_calls.complete(client, f"openai/{model}", emulator.openai_base, **options)
 
 
 async def test_dump_equals_what_the_openai_sdk_reads(client: AsyncClient, emulator: Any) -> None:
@@ -81,44 +48,6 @@ async def test_dump_equals_what_the_openai_sdk_reads(client: AsyncClient, emulat
     assert mine == reference
 
 
-async def test_stream_with_include_usage(client: AsyncClient, emulator: Any) -> None:
-    chunks = await collect(client, emulator, "gpt-4o-mini-chunks-4", stream_options={"include_usage": True})
-    for chunk in chunks:
-        ChatCompletionChunk.model_validate(chunk.model_dump())
-    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Echo: hello brave new world"
-    assert sum(1 for c in chunks if c.has_content()) == 4
-    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["stop"]
-    usage = chunks[-1].usage
-    assert usage is not None and usage.completion_tokens == 5
-    assert len({c.id for c in chunks}) == 1
-
-
-async def test_stream_without_include_usage_has_no_usage_chunk(client: AsyncClient, emulator: Any) -> None:
-    chunks = await collect(client, emulator, "gpt-4o-mini")
-    assert all(c.usage is None for c in chunks)
-
-
-async def test_tool_call(client: AsyncClient, emulator: Any) -> None:
-    response = await complete(client, emulator, "gpt-4o-tool", tools=[SEARCH_TOOL], tool_choice="auto")
-    ChatCompletion.model_validate(response.model_dump())
-    choice = response.choices[0]
-    assert choice.finish_reason == "tool_calls"
-    assert choice.message.tool_calls is not None
-    call = choice.message.tool_calls[0]
-    assert call.function.name == "search"
-    assert json.loads(call.function.arguments) == {"query": "emulated"}
-    assert call.id
-
-
-async def test_tool_call_streamed(client: AsyncClient, emulator: Any) -> None:
-    chunks = await collect(client, emulator, "gpt-4o-tool", tools=[SEARCH_TOOL])
-    deltas = [tc for c in chunks if c.choices for tc in (c.choices[0].delta.tool_calls or [])]
-    assert deltas and deltas[0]["function"]["name"] == "search"
-    arguments = "".join(tc["function"].get("arguments") or "" for tc in deltas)
-    assert json.loads(arguments) == {"query": "emulated"}
-    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["tool_calls"]
-
-
 @pytest.mark.parametrize(
     ("model", "api_key", "cls", "status"),
     [
@@ -128,7 +57,9 @@ async def test_tool_call_streamed(client: AsyncClient, emulator: Any) -> None:
         ("gpt-4o-status-500", "test", InternalServerError, 500),
     ],
 )
-async def test_errors(client: AsyncClient, emulator: Any, model: str, api_key: str, cls: type, status: int) -> None:
+async def test_errors(
+    client: AsyncClient, emulator: Any, model: str, api_key: str, cls: type[APIStatusError], status: int
+) -> None:
     with pytest.raises(cls) as info:
         await complete(client, emulator, model, api_key=api_key)
     err = info.value
@@ -141,26 +72,6 @@ async def test_errors(client: AsyncClient, emulator: Any, model: str, api_key: s
         await client.completion(
             f"openai/{model}", MESSAGES, api_base=emulator.openai_base, api_key=api_key, stream=True
         )
-
-
-async def test_rate_limit_retry_after_then_success(emulator: Any) -> None:
-    await emulator.areset()
-    async with AsyncClient(ClientConfig.from_env({})) as c:
-        response = await c.completion(
-            "openai/gpt-4o-status-429-retryafterms-50-times-2",
-            MESSAGES,
-            api_base=emulator.openai_base,
-            api_key="test",
-            num_retries=2,
-        )
-    assert isinstance(response, ModelResponse)
-    assert response.choices[0].message.content == "Echo: hello brave new world"
-
-
-@pytest.mark.parametrize("fault", ["midstream", "truncate", "malformed"])
-async def test_stream_faults(client: AsyncClient, emulator: Any, fault: str) -> None:
-    with pytest.raises(StreamError):
-        await collect(client, emulator, f"gpt-4o-fault-{fault}")
 
 
 async def test_early_close_is_a_disconnect_upstream(client: AsyncClient, emulator: Any) -> None:
@@ -182,7 +93,7 @@ async def test_azure_deployment_url(client: AsyncClient, emulator: Any) -> None:
     )
     assert isinstance(response, ModelResponse)
     ChatCompletion.model_validate(response.model_dump())
-    assert response.choices[0].message.content == "Echo: hello brave new world"
+    assert response.choices[0].message.content == ECHO
     assert response.hidden_params["custom_llm_provider"] == "azure"
 
 
@@ -198,7 +109,7 @@ async def test_azure_stream_and_errors(client: AsyncClient, emulator: Any) -> No
     assert isinstance(stream, CompletionStream)
     async with stream:
         chunks = [c async for c in stream]
-    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Echo: hello brave new world"
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == ECHO
     with pytest.raises(AuthenticationError):
         await client.completion("azure/dep", MESSAGES, api_base=emulator.url, api_key="bad-key")
     with pytest.raises(RateLimitError):
@@ -212,7 +123,7 @@ def test_sync_module_function(emulator: Any) -> None:
     assert isinstance(stream, SyncStream)
     with stream:
         text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
-    assert text == "Echo: hello brave new world"
+    assert text == ECHO
 
 
 def test_environment_key_and_base(emulator: Any) -> None:

@@ -21,11 +21,27 @@ pytestmark = pytest.mark.real_llm
 MESSAGES = [{"role": "user", "content": "What is the capital of France? Answer in one word."}]
 
 
-def openai_args(real_llm: RealLLM, **extra: Any) -> dict[str, Any]:
+@pytest.fixture(params=["openai", "anthropic"])
+def provider(request: pytest.FixtureRequest) -> str:
+    result: str = request.param
+    return result
+
+
+@pytest.fixture(params=["async", "sync"])
+def mode(request: pytest.FixtureRequest) -> str:
+    result: str = request.param
+    return result
+
+
+def call_args(real_llm: RealLLM, provider: str, **extra: Any) -> dict[str, Any]:
+    """Arguments for one call through ``provider``'s path: OpenAI at /v1, Anthropic Messages at the root."""
+    if provider == "openai":
+        path: dict[str, Any] = {"messages": MESSAGES, "api_base": real_llm.openai_base}
+    else:
+        path = {"messages": [{"role": "system", "content": "Answer briefly."}, *MESSAGES], "api_base": real_llm.url}
     return {
-        "model": f"openai/{real_llm.model}",
-        "messages": MESSAGES,
-        "api_base": real_llm.openai_base,
+        "model": f"{provider}/{real_llm.model}",
+        **path,
         "api_key": "none",
         "max_tokens": 16,
         "temperature": 0,
@@ -64,50 +80,56 @@ def assert_stream(chunks: list[llmplex.ModelResponseStream], max_tokens: int) ->
     assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
 
 
-async def test_openai_acompletion(real_llm: RealLLM) -> None:
-    response = await llmplex.acompletion(**openai_args(real_llm))
+async def test_completion(real_llm: RealLLM, provider: str, mode: str) -> None:
+    max_tokens = 8 if mode == "sync" else 16
+    args = call_args(real_llm, provider, max_tokens=max_tokens)
+    if mode == "async":
+        response: object = await llmplex.acompletion(**args)
+    else:  # the blocking facade, from a thread with no event loop of its own
+        response = await asyncio.to_thread(llmplex.completion, **args)
     assert isinstance(response, ModelResponse)
-    assert_completion(response, 16)
-    assert response.model == real_llm.model
-    assert response.hidden_params["custom_llm_provider"] == "openai"
+    assert_completion(response, max_tokens)
+    assert response.hidden_params["custom_llm_provider"] == provider
     assert response["choices"][0]["message"]["content"] == response.choices[0].message.content
+    assert response.model == real_llm.model
 
 
-def test_openai_completion_sync(real_llm: RealLLM) -> None:
-    response = llmplex.completion(**openai_args(real_llm))
-    assert isinstance(response, ModelResponse)
-    assert_completion(response, 16)
-
-
-async def test_openai_acompletion_stream(real_llm: RealLLM) -> None:
-    stream = await llmplex.acompletion(**openai_args(real_llm, stream=True, stream_options={"include_usage": True}))
-    assert isinstance(stream, CompletionStream)
-    async with stream:
-        chunks = [chunk async for chunk in stream]
+async def test_stream(real_llm: RealLLM, provider: str, mode: str) -> None:
+    args = call_args(real_llm, provider, stream=True, stream_options={"include_usage": True})
+    if mode == "async":
+        stream = await llmplex.acompletion(**args)
+        assert isinstance(stream, CompletionStream)
+        async with stream:
+            chunks = [chunk async for chunk in stream]
+    else:
+        chunks = await asyncio.to_thread(read_sync_stream, args)
     assert_stream(chunks, 16)
 
 
-def test_openai_completion_stream_sync(real_llm: RealLLM) -> None:
-    stream = llmplex.completion(**openai_args(real_llm, stream=True, stream_options={"include_usage": True}))
+def read_sync_stream(args: dict[str, Any]) -> list[llmplex.ModelResponseStream]:
+    stream = llmplex.completion(**args)
     assert isinstance(stream, SyncStream)
     with stream:
-        chunks = list(stream)
-    assert_stream(chunks, 16)
+        return list(stream)
 
 
 async def test_openai_concurrent_requests(real_llm: RealLLM) -> None:
-    responses = await asyncio.gather(*(llmplex.acompletion(**openai_args(real_llm, max_tokens=8)) for _ in range(3)))
+    responses = await asyncio.gather(
+        *(llmplex.acompletion(**call_args(real_llm, "openai", max_tokens=8)) for _ in range(3))
+    )
+    ids = set()
     for response in responses:
         assert isinstance(response, ModelResponse)
         assert_completion(response, 8)
-    assert len({r.id for r in responses}) == 3
+        ids.add(response.id)
+    assert len(ids) == 3
 
 
 async def test_closing_a_stream_cancels_the_task_upstream(real_llm: RealLLM) -> None:
     since = real_llm.log_size()
     messages = [{"role": "user", "content": "Write a very long story about a dragon and a knight."}]
     stream = await llmplex.acompletion(
-        **openai_args(real_llm, messages=messages, stream=True, max_tokens=400, temperature=0.8)
+        **call_args(real_llm, "openai", messages=messages, stream=True, max_tokens=400, temperature=0.8)
     )
     assert isinstance(stream, CompletionStream)
     received = 0
@@ -122,50 +144,5 @@ async def test_closing_a_stream_cancels_the_task_upstream(real_llm: RealLLM) -> 
     assert "cancel task" in log, f"server did not cancel the generation; log since start:\n{log[-2000:]}"
     assert time.monotonic() - started < 10
     # the slot is free again: a new request is answered
-    response = await llmplex.acompletion(**openai_args(real_llm, max_tokens=4))
+    response = await llmplex.acompletion(**call_args(real_llm, "openai", max_tokens=4))
     assert isinstance(response, ModelResponse)
-
-
-# --- the Anthropic Messages path, against llama.cpp's /v1/messages ---------------------------------
-
-
-def anthropic_args(real_llm: RealLLM, **extra: Any) -> dict[str, Any]:
-    return {
-        "model": f"anthropic/{real_llm.model}",
-        "messages": [{"role": "system", "content": "Answer briefly."}, *MESSAGES],
-        "api_base": real_llm.url,
-        "api_key": "none",
-        "max_tokens": 16,
-        "temperature": 0,
-        "timeout": 60,
-        **extra,
-    }
-
-
-async def test_anthropic_acompletion(real_llm: RealLLM) -> None:
-    response = await llmplex.acompletion(**anthropic_args(real_llm))
-    assert isinstance(response, ModelResponse)
-    assert_completion(response, 16)
-    assert response.hidden_params["custom_llm_provider"] == "anthropic"
-
-
-def test_anthropic_completion_sync(real_llm: RealLLM) -> None:
-    response = llmplex.completion(**anthropic_args(real_llm, max_tokens=8))
-    assert isinstance(response, ModelResponse)
-    assert_completion(response, 8)
-
-
-async def test_anthropic_acompletion_stream(real_llm: RealLLM) -> None:
-    stream = await llmplex.acompletion(**anthropic_args(real_llm, stream=True, stream_options={"include_usage": True}))
-    assert isinstance(stream, CompletionStream)
-    async with stream:
-        chunks = [chunk async for chunk in stream]
-    assert_stream(chunks, 16)
-
-
-def test_anthropic_completion_stream_sync(real_llm: RealLLM) -> None:
-    stream = llmplex.completion(**anthropic_args(real_llm, stream=True, stream_options={"include_usage": True}))
-    assert isinstance(stream, SyncStream)
-    with stream:
-        chunks = list(stream)
-    assert_stream(chunks, 16)

@@ -8,7 +8,6 @@ import orjson
 import pytest
 
 from llmplex._request import resolve_call
-from llmplex._transport import status_error
 from llmplex.config import ClientConfig
 from llmplex.exceptions import (
     AuthenticationError,
@@ -22,6 +21,7 @@ from llmplex.exceptions import (
 from llmplex.providers import get_adapter
 from llmplex.providers.anthropic import AnthropicAdapter
 from llmplex.providers.base import CompletionRequest, Endpoint
+from tests.providers.payloads import native_error, request_body
 
 MODEL = "claude-3-5-sonnet-20241022"
 ENDPOINT = Endpoint(base_url="https://api.anthropic.com", api_key="sk-ant-test")
@@ -30,10 +30,7 @@ adapter = AnthropicAdapter()
 
 def body_of(messages: list[dict[str, Any]], stream: bool = False, **params: Any) -> dict[str, Any]:
     request = CompletionRequest(model=MODEL, messages=messages, stream=stream, params=params)
-    http = adapter.build_request(request, ENDPOINT)
-    assert http.body is not None
-    result: dict[str, Any] = orjson.loads(http.body)
-    return result
+    return request_body(adapter, request, ENDPOINT)
 
 
 USER: list[dict[str, Any]] = [{"role": "user", "content": "Hi"}]
@@ -433,7 +430,7 @@ def test_error_shaped_success_body() -> None:
 
 
 def error_for(status: int, body: dict[str, Any]) -> Exception:
-    return status_error(status, orjson.dumps(body), {"request-id": "req_011"}, adapter, MODEL)
+    return native_error(adapter, MODEL, status, body, {"request-id": "req_011"})
 
 
 def anthropic_error(kind: str, message: str) -> dict[str, Any]:

@@ -10,11 +10,10 @@ from typing import Any
 import orjson
 import pytest
 
-from llmplex._sse import SSEDecoder
 from llmplex.exceptions import StreamError
 from llmplex.providers.anthropic import AnthropicAdapter
-from llmplex.providers.base import CompletionRequest
 from llmplex.types import ModelResponseStream
+from tests.providers.payloads import run_stream as run_adapter_stream, stream_request
 
 MODEL = "claude-3-5-sonnet-20241022"
 USER = [{"role": "user", "content": "Hi"}]
@@ -91,25 +90,14 @@ data: {"type":"message_stop"}
 """
 
 
-def run_stream(raw: bytes, *, include_usage: bool = False, **params: Any) -> tuple[list[ModelResponseStream], Any]:
-    if include_usage:
-        params["stream_options"] = {"include_usage": True}
-    request = CompletionRequest(model=MODEL, messages=USER, stream=True, params=params)
-    state = adapter.new_stream_state(request)
-    decoder = SSEDecoder()
-    chunks: list[ModelResponseStream] = []
-    # feed in small pieces: events split across network reads must not matter
-    for start in range(0, len(raw), 37):
-        for event in decoder.feed(raw[start : start + 37]):
-            chunks.extend(adapter.parse_event(event, state))
-    for event in decoder.flush():
-        chunks.extend(adapter.parse_event(event, state))
-    return chunks, state
+def run_stream(raw: bytes, *, include_usage: bool = False, **params: Any) -> tuple[list[ModelResponseStream], bool]:
+    request = stream_request(MODEL, include_usage=include_usage, messages=USER, **params)
+    return run_adapter_stream(adapter, request, raw)
 
 
 def test_text_stream_with_usage() -> None:
-    chunks, state = run_stream(TEXT_STREAM, include_usage=True)
-    assert state.finished
+    chunks, finished = run_stream(TEXT_STREAM, include_usage=True)
+    assert finished
     dumped = [c.model_dump() for c in chunks]
     assert {(d["id"], d["created"], d["model"], d["object"]) for d in dumped} == {
         ("msg_01X", chunks[0].created, MODEL, "chat.completion.chunk")
@@ -126,16 +114,16 @@ def test_text_stream_with_usage() -> None:
 
 
 def test_text_stream_without_usage() -> None:
-    chunks, state = run_stream(TEXT_STREAM)
-    assert state.finished
+    chunks, finished = run_stream(TEXT_STREAM)
+    assert finished
     assert len(chunks) == 4
     assert chunks[-1].choices[0].finish_reason == "stop"
     assert all(c.usage is None for c in chunks)
 
 
 def test_tool_use_stream_counts_tool_calls_not_blocks() -> None:
-    chunks, state = run_stream(TOOL_STREAM, include_usage=True)
-    assert state.finished
+    chunks, finished = run_stream(TOOL_STREAM, include_usage=True)
+    assert finished
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == "Checking."
     fragments = [tc for c in chunks if c.choices for tc in c.choices[0].delta.tool_calls or []]
@@ -194,6 +182,6 @@ def test_malformed_event_raises_stream_error() -> None:
 
 
 def test_stream_without_message_stop_is_not_finished() -> None:
-    chunks, state = run_stream(TEXT_STREAM.split(b"event: message_stop")[0])
-    assert not state.finished
+    chunks, finished = run_stream(TEXT_STREAM.split(b"event: message_stop")[0])
+    assert not finished
     assert len(chunks) == 4

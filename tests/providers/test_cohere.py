@@ -8,7 +8,6 @@ import orjson
 import pytest
 
 from llmplex._request import resolve_call
-from llmplex._transport import status_error
 from llmplex.config import ClientConfig
 from llmplex.exceptions import (
     APIStatusError,
@@ -23,6 +22,7 @@ from llmplex.exceptions import (
 from llmplex.providers import get_adapter
 from llmplex.providers.base import CompletionRequest, Endpoint
 from llmplex.providers.cohere import CohereAdapter
+from tests.providers.payloads import native_error, request_body
 
 ENDPOINT = Endpoint(base_url="https://api.cohere.com", api_key="co-secret")
 
@@ -44,10 +44,7 @@ def adapter() -> CohereAdapter:
 
 
 def body_of(adapter: CohereAdapter, request: CompletionRequest, endpoint: Endpoint = ENDPOINT) -> dict[str, Any]:
-    http = adapter.build_request(request, endpoint)
-    assert http.body is not None
-    result: dict[str, Any] = orjson.loads(http.body)
-    return result
+    return request_body(adapter, request, endpoint)
 
 
 # --- registry and parameters ---------------------------------------------------------------------
@@ -312,8 +309,7 @@ def test_body_without_message_is_a_stream_error(adapter: CohereAdapter) -> None:
 
 
 def error_for(status: int, body: Any, headers: dict[str, str] | None = None) -> APIStatusError:
-    raw = body if isinstance(body, bytes) else orjson.dumps(body)
-    return status_error(status, raw, headers or {}, CohereAdapter(), "command-r")
+    return native_error(CohereAdapter(), "command-r", status, body, headers)
 
 
 def test_error_bodies_map_to_typed_errors() -> None:

@@ -7,30 +7,14 @@ from typing import Any
 import orjson
 import pytest
 
-from llmplex._sse import SSEDecoder
 from llmplex.exceptions import StreamError
-from llmplex.providers.base import CompletionRequest
 from llmplex.providers.cohere import CohereAdapter
-from llmplex.types import ModelResponseStream
+from tests.providers.payloads import run_stream, stream_request
 
 
 @pytest.fixture
 def adapter() -> CohereAdapter:
     return CohereAdapter()
-
-
-def run_stream(
-    adapter: CohereAdapter, request: CompletionRequest, raw: bytes
-) -> tuple[list[ModelResponseStream], bool]:
-    """Feed raw SSE bytes through the real decoder and the adapter, as the stream driver does."""
-    state = adapter.new_stream_state(request)
-    decoder = SSEDecoder()
-    chunks: list[ModelResponseStream] = []
-    for event in [*decoder.feed(raw), *decoder.flush()]:
-        if state.finished:
-            break
-        chunks.extend(adapter.parse_event(event, state))
-    return chunks, state.finished
 
 
 def sse(*events: dict[str, Any]) -> bytes:
@@ -65,9 +49,7 @@ TEXT_STREAM = sse(
 
 
 def test_text_stream_with_usage(adapter: CohereAdapter) -> None:
-    request = CompletionRequest(
-        model="command-r", messages=[], stream=True, params={"stream_options": {"include_usage": True}}
-    )
+    request = stream_request("command-r", include_usage=True)
     chunks, finished = run_stream(adapter, request, TEXT_STREAM)
     assert finished
     assert {c.id for c in chunks} == {"a8fc192e-1"}
@@ -81,7 +63,7 @@ def test_text_stream_with_usage(adapter: CohereAdapter) -> None:
 
 
 def test_text_stream_without_include_usage_has_no_usage(adapter: CohereAdapter) -> None:
-    chunks, finished = run_stream(adapter, CompletionRequest(model="c", messages=[], stream=True), TEXT_STREAM)
+    chunks, finished = run_stream(adapter, stream_request("c"), TEXT_STREAM)
     assert finished
     assert all(c.usage is None for c in chunks)
     assert chunks[-1].choices[0].finish_reason == "stop"
@@ -131,7 +113,7 @@ def test_tool_call_stream_gives_openai_fragments(adapter: CohereAdapter) -> None
         {"type": "tool-call-end", "index": 1},
         {"type": "message-end", "delta": {"finish_reason": "TOOL_CALL"}},
     )
-    chunks, finished = run_stream(adapter, CompletionRequest(model="c", messages=[], stream=True), raw)
+    chunks, finished = run_stream(adapter, stream_request("c"), raw)
     assert finished
     fragments = [tc for c in chunks for tc in c.choices[0].delta.tool_calls or []]
     assert fragments[0] == {
@@ -156,30 +138,28 @@ def test_error_in_message_end_raises(adapter: CohereAdapter) -> None:
         {"type": "message-end", "delta": {"finish_reason": "ERROR", "error": "internal server error, please retry"}},
     )
     with pytest.raises(StreamError, match="internal server error"):
-        run_stream(adapter, CompletionRequest(model="c", messages=[], stream=True), raw)
+        run_stream(adapter, stream_request("c"), raw)
 
 
 def test_untyped_error_object_in_stream_raises(adapter: CohereAdapter) -> None:
     raw = b'data: {"message":"too many requests"}\n\n'
     with pytest.raises(StreamError, match="too many requests"):
-        run_stream(adapter, CompletionRequest(model="c", messages=[], stream=True), raw)
+        run_stream(adapter, stream_request("c"), raw)
 
 
 def test_malformed_stream_data_raises(adapter: CohereAdapter) -> None:
     with pytest.raises(StreamError, match="malformed"):
-        run_stream(
-            adapter, CompletionRequest(model="c", messages=[], stream=True), b"event: content-delta\ndata: {oops\n\n"
-        )
+        run_stream(adapter, stream_request("c"), b"event: content-delta\ndata: {oops\n\n")
 
 
 def test_stream_without_message_end_is_not_finished(adapter: CohereAdapter) -> None:
     raw = TEXT_STREAM.split(b"event: message-end")[0]
-    chunks, finished = run_stream(adapter, CompletionRequest(model="c", messages=[], stream=True), raw)
+    chunks, finished = run_stream(adapter, stream_request("c"), raw)
     assert chunks
     assert not finished  # the stream driver turns this into StreamError (truncated)
 
 
 def test_done_line_also_terminates(adapter: CohereAdapter) -> None:
     raw = TEXT_STREAM.split(b"event: message-end")[0] + b"data: [DONE]\n\n"
-    _, finished = run_stream(adapter, CompletionRequest(model="c", messages=[], stream=True), raw)
+    _, finished = run_stream(adapter, stream_request("c"), raw)
     assert finished

@@ -8,7 +8,6 @@ import orjson
 import pytest
 
 from llmplex._request import resolve_call
-from llmplex._transport import status_error
 from llmplex.config import ClientConfig
 from llmplex.exceptions import (
     APIStatusError,
@@ -24,6 +23,7 @@ from llmplex.exceptions import (
 from llmplex.providers import get_adapter
 from llmplex.providers.base import CompletionRequest, Endpoint
 from llmplex.providers.gemini import GeminiAdapter
+from tests.providers.payloads import native_error, request_body
 
 ENDPOINT = Endpoint(base_url="https://generativelanguage.googleapis.com", api_key="AIza-secret")
 
@@ -59,10 +59,7 @@ def adapter() -> GeminiAdapter:
 
 
 def body_of(adapter: GeminiAdapter, request: CompletionRequest) -> dict[str, Any]:
-    http = adapter.build_request(request, ENDPOINT)
-    assert http.body is not None
-    result: dict[str, Any] = orjson.loads(http.body)
-    return result
+    return request_body(adapter, request, ENDPOINT)
 
 
 # --- registry and parameters ---------------------------------------------------------------------
@@ -420,7 +417,7 @@ def test_empty_body_is_a_stream_error(adapter: GeminiAdapter) -> None:
 
 
 def error_for(status: int, body: Any, headers: dict[str, str] | None = None) -> APIStatusError:
-    return status_error(status, orjson.dumps(body), headers or {}, GeminiAdapter(), "gemini-2.0-flash")
+    return native_error(GeminiAdapter(), "gemini-2.0-flash", status, body, headers)
 
 
 def test_invalid_key_400_becomes_authentication_error() -> None:

@@ -7,29 +7,14 @@ from typing import Any
 import orjson
 import pytest
 
-from llmplex._sse import SSEDecoder
 from llmplex.exceptions import StreamError
-from llmplex.providers.base import CompletionRequest
 from llmplex.providers.gemini import GeminiAdapter
-from llmplex.types import ModelResponseStream
+from tests.providers.payloads import run_stream, stream_request
 
 
 @pytest.fixture
 def adapter() -> GeminiAdapter:
     return GeminiAdapter()
-
-
-def run_stream(
-    adapter: GeminiAdapter, request: CompletionRequest, raw: bytes
-) -> tuple[list[ModelResponseStream], bool]:
-    state = adapter.new_stream_state(request)
-    decoder = SSEDecoder()
-    chunks: list[ModelResponseStream] = []
-    for event in [*decoder.feed(raw), *decoder.flush()]:
-        if state.finished:
-            break
-        chunks.extend(adapter.parse_event(event, state))
-    return chunks, state.finished
 
 
 def sse(*events: dict[str, Any]) -> bytes:
@@ -62,9 +47,7 @@ TEXT_STREAM = sse(
 
 
 def test_text_stream_with_usage(adapter: GeminiAdapter) -> None:
-    request = CompletionRequest(
-        model="gemini-2.0-flash", messages=[], stream=True, params={"stream_options": {"include_usage": True}}
-    )
+    request = stream_request("gemini-2.0-flash", include_usage=True)
     chunks, finished = run_stream(adapter, request, TEXT_STREAM)
     assert finished
     assert {c.id for c in chunks} == {"IZI2acSK"}
@@ -79,7 +62,7 @@ def test_text_stream_with_usage(adapter: GeminiAdapter) -> None:
 
 
 def test_text_stream_without_include_usage(adapter: GeminiAdapter) -> None:
-    chunks, finished = run_stream(adapter, CompletionRequest(model="g", messages=[], stream=True), TEXT_STREAM)
+    chunks, finished = run_stream(adapter, stream_request("g"), TEXT_STREAM)
     assert finished
     assert all(c.usage is None for c in chunks)
     assert chunks[-1].choices[0].finish_reason == "stop"
@@ -110,7 +93,7 @@ def test_function_call_stream_sends_whole_calls(adapter: GeminiAdapter) -> None:
             "usageMetadata": {"promptTokenCount": 10, "candidatesTokenCount": 12, "totalTokenCount": 22},
         },
     )
-    chunks, finished = run_stream(adapter, CompletionRequest(model="g", messages=[], stream=True), raw)
+    chunks, finished = run_stream(adapter, stream_request("g"), raw)
     assert finished
     fragments = [tc for c in chunks for tc in c.choices[0].delta.tool_calls or []]
     assert [f["index"] for f in fragments] == [0, 1]
@@ -122,7 +105,7 @@ def test_function_call_stream_sends_whole_calls(adapter: GeminiAdapter) -> None:
 
 def test_blocked_prompt_in_stream(adapter: GeminiAdapter) -> None:
     raw = sse({"promptFeedback": {"blockReason": "PROHIBITED_CONTENT"}, "usageMetadata": {"promptTokenCount": 5}})
-    chunks, finished = run_stream(adapter, CompletionRequest(model="g", messages=[], stream=True), raw)
+    chunks, finished = run_stream(adapter, stream_request("g"), raw)
     assert finished
     assert chunks[-1].choices[0].finish_reason == "content_filter"
 
@@ -142,17 +125,17 @@ def test_error_event_in_stream_raises(adapter: GeminiAdapter) -> None:
         )
     )
     with pytest.raises(StreamError, match="overloaded") as info:
-        run_stream(adapter, CompletionRequest(model="g", messages=[], stream=True), raw)
+        run_stream(adapter, stream_request("g"), raw)
     assert info.value.code == "UNAVAILABLE"
 
 
 def test_stream_without_finish_reason_is_not_finished(adapter: GeminiAdapter) -> None:
     raw = b"\r\n\r\n".join(TEXT_STREAM.split(b"\r\n\r\n")[:2]) + b"\r\n\r\n"
-    chunks, finished = run_stream(adapter, CompletionRequest(model="g", messages=[], stream=True), raw)
+    chunks, finished = run_stream(adapter, stream_request("g"), raw)
     assert len(chunks) == 3
     assert not finished
 
 
 def test_malformed_stream_event(adapter: GeminiAdapter) -> None:
     with pytest.raises(StreamError, match="malformed"):
-        run_stream(adapter, CompletionRequest(model="g", messages=[], stream=True), b'data: {"candidates": [\n\n')
+        run_stream(adapter, stream_request("g"), b'data: {"candidates": [\n\n')

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from llmplex.exceptions import StreamError
+from llmplex.providers._chunks import arguments_json
 from llmplex.types import ModelResponse
 
 __all__ = ["JSON_TOOL_NAME", "finish_reason", "openai_usage", "parse_message"]
@@ -66,9 +65,9 @@ def parse_message(body: Any, *, json_mode: bool) -> ModelResponse:
         if kind == "text":
             texts.append(str(block.get("text") or ""))
         elif kind == "tool_use" and json_mode and block.get("name") == JSON_TOOL_NAME:
-            texts.append(orjson.dumps(block.get("input") or {}).decode())
+            texts.append(arguments_json(block.get("input") or {}))
         elif kind == "tool_use":
-            arguments = orjson.dumps(block.get("input") or {}).decode()
+            arguments = arguments_json(block.get("input") or {})
             tool_calls.append(
                 {
                     "id": block.get("id"),

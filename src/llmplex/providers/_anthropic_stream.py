@@ -11,11 +11,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import orjson
-
 from llmplex._sse import SSEEvent
 from llmplex.exceptions import StreamError
 from llmplex.providers._anthropic_response import JSON_TOOL_NAME, finish_reason, openai_usage
+from llmplex.providers._chunks import arguments_json, choice, event_object, role_delta, stream_chunk, usage_chunk
 from llmplex.providers.base import StreamState
 from llmplex.types import ModelResponseStream, new_completion_id
 
@@ -39,12 +38,7 @@ class AnthropicStreamState(StreamState):
 def parse_stream_event(event: SSEEvent, state: AnthropicStreamState) -> list[ModelResponseStream]:
     if not event.data:
         return []
-    try:
-        obj = orjson.loads(event.data)
-    except orjson.JSONDecodeError:
-        raise StreamError(f"malformed JSON in anthropic stream: {event.data[:200]!r}", provider=PROVIDER) from None
-    if not isinstance(obj, dict):
-        raise StreamError(f"unexpected anthropic stream payload: {event.data[:200]!r}", provider=PROVIDER)
+    obj = event_object(event.data, PROVIDER)
     kind = obj.get("type") or event.event
     handler = _HANDLERS.get(str(kind))
     return handler(obj, state) if handler is not None else []  # ping and future event types
@@ -66,7 +60,7 @@ def _start(state: AnthropicStreamState) -> list[ModelResponseStream]:
         state.response_id = new_completion_id()
         state.created = int(time.time())
     state.started = True
-    return [_chunk(state, {"role": "assistant", "content": ""})]
+    return [_chunk(state, role_delta())]
 
 
 def _block_start(obj: dict[str, Any], state: AnthropicStreamState) -> list[ModelResponseStream]:
@@ -82,7 +76,7 @@ def _block_start(obj: dict[str, Any], state: AnthropicStreamState) -> list[Model
         tool_index = len(state.tool_index)
         state.tool_index[index] = tool_index
         initial = block.get("input")
-        arguments = orjson.dumps(initial).decode() if initial else ""
+        arguments = arguments_json(initial) if initial else ""
         call = {"index": tool_index, "id": block.get("id"), "type": "function"}
         call["function"] = {"name": block.get("name"), "arguments": arguments}
         chunks.append(_chunk(state, {"tool_calls": [call]}))
@@ -124,10 +118,7 @@ def _message_stop(obj: dict[str, Any], state: AnthropicStreamState) -> list[Mode
     if not state.finish_sent:
         chunks.append(_finish(state, "end_turn"))
     if state.include_usage:
-        body = _envelope(state)
-        body["choices"] = []
-        body["usage"] = openai_usage(state.usage)
-        chunks.append(ModelResponseStream.model_validate(body))
+        chunks.append(usage_chunk(state, openai_usage(state.usage), system_fingerprint=None))
     state.finished = True
     return chunks
 
@@ -167,20 +158,9 @@ def _merge_usage(state: AnthropicStreamState, usage: Any) -> None:
         state.usage.update({key: value for key, value in usage.items() if isinstance(value, int)})
 
 
-def _envelope(state: AnthropicStreamState) -> dict[str, Any]:
-    return {
-        "id": state.response_id,
-        "object": "chat.completion.chunk",
-        "created": state.created,
-        "model": state.model,
-        "system_fingerprint": None,
-    }
-
-
 def _chunk(state: AnthropicStreamState, delta: dict[str, Any], reason: str | None = None) -> ModelResponseStream:
-    body = _envelope(state)
-    body["choices"] = [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": reason}]
-    return ModelResponseStream.model_validate(body)
+    # with OpenAI's explicit nulls (system_fingerprint, logprobs), which this adapter has always sent
+    return stream_chunk(state, [choice(delta, reason, logprobs=None)], system_fingerprint=None)
 
 
 def _dict(obj: dict[str, Any], key: str) -> dict[str, Any]:

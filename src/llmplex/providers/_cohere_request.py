@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from llmplex.exceptions import BadRequestError
+from llmplex.providers._chunks import arguments_json
 from llmplex.providers.base import CompletionRequest
 
 __all__ = ["cohere_body", "text_of", "tool_call"]
@@ -158,7 +157,7 @@ def tool_call(call: dict[str, Any]) -> dict[str, Any]:
     function = call.get("function") or {}
     arguments = function.get("arguments")
     if not isinstance(arguments, str):
-        arguments = orjson.dumps(arguments if arguments is not None else {}).decode()
+        arguments = arguments_json(arguments)
     return {
         "id": call.get("id"),
         "type": "function",

@@ -6,8 +6,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
+from llmplex.providers._chunks import arguments_json
 from llmplex.providers._gemini_request import THOUGHT_SEPARATOR
 
 __all__ = ["CandidateOutput", "block_reason", "candidate_output", "map_finish_reason", "openai_usage"]
@@ -72,11 +71,10 @@ def _tool_call(call: dict[str, Any], signature: Any) -> dict[str, Any]:
     call_id = str(call.get("id") or "") or "call_" + uuid.uuid4().hex[:24]
     if isinstance(signature, str) and signature:
         call_id += THOUGHT_SEPARATOR + signature
-    args = call.get("args")
     return {
         "id": call_id,
         "type": "function",
-        "function": {"name": call.get("name"), "arguments": orjson.dumps(args if args is not None else {}).decode()},
+        "function": {"name": call.get("name"), "arguments": arguments_json(call.get("args"))},
     }
 
 

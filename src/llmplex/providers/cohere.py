@@ -7,13 +7,11 @@ messages), but parameters are renamed (``p``, ``stop_sequences``), ``tool_choice
 
 from __future__ import annotations
 
-import time
 from typing import Any
-
-import orjson
 
 from llmplex._sse import SSEEvent
 from llmplex.exceptions import APIStatusError, AuthenticationError, ContextWindowExceededError, StreamError
+from llmplex.providers._chunks import TranslatedStreamState, delta_chunk, event_object, role_delta, usage_chunk
 from llmplex.providers._cohere_request import cohere_body, text_of, tool_call
 from llmplex.providers.base import (
     OPENAI_PARAMS,
@@ -47,11 +45,9 @@ def map_finish_reason(reason: Any, has_tool_calls: bool = False) -> str:
     return _FINISH_REASONS.get(str(reason or "").upper(), "stop")
 
 
-class CohereStreamState(StreamState):
+class CohereStreamState(TranslatedStreamState):
     def __init__(self, model: str, include_usage: bool) -> None:
-        super().__init__(model)
-        self.include_usage = include_usage
-        self.created = int(time.time())
+        super().__init__(model, include_usage)
         self.response_id = new_completion_id()
         # Cohere's content index -> our tool-call index (Cohere counts text blocks too)
         self.tool_indexes: dict[int, int] = {}
@@ -121,12 +117,7 @@ class CohereAdapter(ProviderAdapter):
         if data.startswith("[DONE]"):
             state.finished = True
             return []
-        try:
-            obj = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            raise StreamError(f"malformed JSON in cohere stream: {data[:200]!r}", provider=self.name) from None
-        if not isinstance(obj, dict):
-            raise StreamError(f"unexpected cohere stream payload: {data[:200]!r}", provider=self.name)
+        obj = event_object(data, self.name)
         kind = obj.get("type") or event.event
         if not kind:
             # every Cohere event is typed; an untyped object is an error body sent inside the stream
@@ -168,18 +159,6 @@ def _opt_str(value: Any) -> str | None:
 # --- stream helpers ------------------------------------------------------------------------------
 
 
-def _chunk(state: StreamState, delta: dict[str, Any], finish_reason: str | None = None) -> ModelResponseStream:
-    return ModelResponseStream.model_validate(
-        {
-            "id": state.response_id,
-            "object": "chat.completion.chunk",
-            "created": state.created,
-            "model": state.model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
-        }
-    )
-
-
 def _delta_message(obj: dict[str, Any]) -> dict[str, Any]:
     delta = obj.get("delta")
     message = delta.get("message") if isinstance(delta, dict) else None
@@ -189,13 +168,13 @@ def _delta_message(obj: dict[str, Any]) -> dict[str, Any]:
 def _on_message_start(obj: dict[str, Any], state: CohereStreamState) -> list[ModelResponseStream]:
     if obj.get("id"):
         state.response_id = str(obj["id"])
-    return [_chunk(state, {"role": "assistant", "content": ""})]
+    return [delta_chunk(state, role_delta())]
 
 
 def _on_content(obj: dict[str, Any], state: CohereStreamState) -> list[ModelResponseStream]:
     content = _delta_message(obj).get("content")
     text = content.get("text") if isinstance(content, dict) else None
-    return [_chunk(state, {"content": text})] if text else []
+    return [delta_chunk(state, {"content": text})] if text else []
 
 
 def _on_tool_call_start(obj: dict[str, Any], state: CohereStreamState) -> list[ModelResponseStream]:
@@ -213,7 +192,7 @@ def _on_tool_call_start(obj: dict[str, Any], state: CohereStreamState) -> list[M
         "type": "function",
         "function": {"name": function.get("name"), "arguments": function.get("arguments") or ""},
     }
-    return [_chunk(state, {"tool_calls": [fragment]})]
+    return [delta_chunk(state, {"tool_calls": [fragment]})]
 
 
 def _on_tool_call_delta(obj: dict[str, Any], state: CohereStreamState) -> list[ModelResponseStream]:
@@ -224,7 +203,7 @@ def _on_tool_call_delta(obj: dict[str, Any], state: CohereStreamState) -> list[M
     if not arguments or not state.tool_indexes:
         return []
     index = state.tool_indexes.get(_int(obj.get("index"), -1), len(state.tool_indexes) - 1)
-    return [_chunk(state, {"tool_calls": [{"index": index, "function": {"arguments": arguments}}]})]
+    return [delta_chunk(state, {"tool_calls": [{"index": index, "function": {"arguments": arguments}}]})]
 
 
 def _on_message_end(obj: dict[str, Any], state: CohereStreamState) -> list[ModelResponseStream]:
@@ -235,20 +214,10 @@ def _on_message_end(obj: dict[str, Any], state: CohereStreamState) -> list[Model
         raise StreamError(str(error), provider="cohere", body=obj)
     state.finished = True
     finish = map_finish_reason(delta.get("finish_reason"), bool(state.tool_indexes))
-    chunks = [_chunk(state, {}, finish)]
+    chunks = [delta_chunk(state, {}, finish)]
     usage = _usage(delta.get("usage"))
     if state.include_usage and usage is not None:
-        last = ModelResponseStream.model_validate(
-            {
-                "id": state.response_id,
-                "object": "chat.completion.chunk",
-                "created": state.created,
-                "model": state.model,
-                "choices": [],
-                "usage": usage,
-            }
-        )
-        chunks.append(last)
+        chunks.append(usage_chunk(state, usage))
     return chunks
 
 

@@ -12,8 +12,6 @@ import time
 from typing import Any
 from urllib.parse import quote
 
-import orjson
-
 from llmplex._sse import SSEEvent
 from llmplex.exceptions import (
     APIStatusError,
@@ -21,6 +19,7 @@ from llmplex.exceptions import (
     ContextWindowExceededError,
     StreamError,
 )
+from llmplex.providers._chunks import TranslatedStreamState, delta_chunk, event_object, role_delta, usage_chunk
 from llmplex.providers._gemini_request import gemini_body
 from llmplex.providers._gemini_response import block_reason, candidate_output, map_finish_reason, openai_usage
 from llmplex.providers.base import (
@@ -39,12 +38,9 @@ __all__ = ["GeminiAdapter"]
 API_VERSION = "v1beta"
 
 
-class GeminiStreamState(StreamState):
+class GeminiStreamState(TranslatedStreamState):
     def __init__(self, model: str, include_usage: bool) -> None:
-        super().__init__(model)
-        self.include_usage = include_usage
-        self.created = int(time.time())
-        self.response_id = ""
+        super().__init__(model, include_usage)
         self.started: set[int] = set()  # candidates whose role chunk was sent
         self.tool_counts: dict[int, int] = {}  # candidate -> tool calls sent (the OpenAI tool index)
         self.done: set[int] = set()  # candidates that carried a finishReason
@@ -132,12 +128,7 @@ class GeminiAdapter(ProviderAdapter):
         data = event.data.strip()
         if not data:
             return []
-        try:
-            obj = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            raise StreamError(f"malformed JSON in gemini stream: {data[:200]!r}", provider=self.name) from None
-        if not isinstance(obj, dict):
-            raise StreamError(f"unexpected gemini stream payload: {data[:200]!r}", provider=self.name)
+        obj = event_object(data, self.name)
         if obj.get("error"):
             details = self.parse_error(500, obj)
             raise StreamError(details.message, provider=self.name, body=obj, code=details.code)
@@ -155,7 +146,7 @@ class GeminiAdapter(ProviderAdapter):
         if state.done and state.done >= state.started:
             state.finished = True
             if state.include_usage and state.usage is not None:
-                chunks.append(_chunk(state, [], usage=state.usage))
+                chunks.append(usage_chunk(state, state.usage))
         return chunks
 
     # --- errors ----------------------------------------------------------------------------------
@@ -192,7 +183,7 @@ def _candidate_chunks(state: GeminiStreamState, candidate: dict[str, Any], posit
     index = out.index
     if index not in state.started:
         state.started.add(index)
-        chunks.append(_chunk(state, [{"index": index, "delta": {"role": "assistant", "content": ""}}]))
+        chunks.append(delta_chunk(state, role_delta(), index=index))
     delta: dict[str, Any] = {}
     if out.reasoning:
         delta["reasoning_content"] = out.reasoning
@@ -203,26 +194,9 @@ def _candidate_chunks(state: GeminiStreamState, candidate: dict[str, Any], posit
         delta["tool_calls"] = [{"index": first + n, **call} for n, call in enumerate(out.tool_calls)]
         state.tool_counts[index] = first + len(out.tool_calls)
     if delta:
-        chunks.append(_chunk(state, [{"index": index, "delta": delta}]))
+        chunks.append(delta_chunk(state, delta, index=index))
     if out.finish_reason and index not in state.done:
         state.done.add(index)
         finish = map_finish_reason(out.finish_reason, state.tool_counts.get(index, 0) > 0)
-        chunks.append(_chunk(state, [{"index": index, "delta": {}, "finish_reason": finish}]))
+        chunks.append(delta_chunk(state, {}, finish, index=index))
     return chunks
-
-
-def _chunk(
-    state: GeminiStreamState, choices: list[dict[str, Any]], usage: dict[str, Any] | None = None
-) -> ModelResponseStream:
-    for choice in choices:
-        choice.setdefault("finish_reason", None)  # OpenAI chunks always carry the key
-    body: dict[str, Any] = {
-        "id": state.response_id,
-        "object": "chat.completion.chunk",
-        "created": state.created,
-        "model": state.model,
-        "choices": choices,
-    }
-    if usage is not None:
-        body["usage"] = usage
-    return ModelResponseStream.model_validate(body)

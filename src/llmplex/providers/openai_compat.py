@@ -9,10 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-import orjson
-
 from llmplex._sse import SSEEvent
 from llmplex.exceptions import StreamError
+from llmplex.providers._chunks import event_object
 from llmplex.providers.base import (
     OPENAI_PARAMS,
     CompletionRequest,
@@ -72,12 +71,7 @@ class OpenAIAdapter(ProviderAdapter):
             return []
         if not data:
             return []
-        try:
-            obj = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            raise StreamError(f"malformed JSON in {self.name} stream: {data[:200]!r}", provider=self.name) from None
-        if not isinstance(obj, dict):
-            raise StreamError(f"unexpected {self.name} stream payload: {data[:200]!r}", provider=self.name)
+        obj = event_object(data, self.name)
         if obj.get("error"):
             details = openai_error_details(500, obj)
             raise StreamError(details.message, provider=self.name, body=obj, code=details.code, type=details.type)
