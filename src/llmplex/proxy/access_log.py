@@ -23,9 +23,10 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from llmplex import ModelResponse
+from llmplex.proxy.errors import ProxyError, error_response
 from llmplex.proxy.metrics import ProxyMetrics
 
-__all__ = ["ACCESS_LOGGER", "ObservabilityMiddleware", "RequestRecord", "log_config", "record_of"]
+__all__ = ["ACCESS_LOGGER", "MAX_HEADER_BYTES", "ObservabilityMiddleware", "RequestRecord", "log_config", "record_of"]
 
 ACCESS_LOGGER = "llmplex.proxy.access"
 _SCOPE_KEY = "llmplex.record"
@@ -33,6 +34,7 @@ _REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
 _CLIENT_CLOSED = 499  # nginx's "client closed request": the client left before an answer started
 _LOGGED_MODELS = 8  # a request may name many models; the log line stays short
 _MAX_NAME = 100
+MAX_HEADER_BYTES = 32 * 1024  # all request headers together; real clients send well under 4 KiB
 
 logger = logging.getLogger(ACCESS_LOGGER)
 
@@ -84,6 +86,12 @@ class ObservabilityMiddleware:
             await self.app(scope, receive, send)
             return
         path = scope["path"]
+        if sum(len(name) + len(value) for name, value in scope["headers"]) > MAX_HEADER_BYTES:
+            response = error_response(
+                ProxyError(431, f"Request headers too large: the limit is {MAX_HEADER_BYTES} bytes in total")
+            )
+            await response(scope, receive, send)
+            return
         record = RequestRecord(_request_id(scope), scope["method"], path if path in self.routes else "other")
         scope[_SCOPE_KEY] = record
         header = (b"x-request-id", record.request_id.encode())

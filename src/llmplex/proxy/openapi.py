@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from llmplex import __version__
-from llmplex.proxy.params import MAX_HEDGE_DELAY, MAX_MODELS
+from llmplex.proxy.params import MAX_HEDGE_DELAY, MAX_MODELS, MAX_TIMEOUT
 from llmplex.proxy.request import FORBIDDEN_FIELDS
 from llmplex.types import ModelResponse, ModelResponseStream
 
@@ -111,8 +111,8 @@ def _request_schema(model_names: Sequence[str]) -> dict[str, Any]:
             "parallel_tool_calls": {"type": ["boolean", "null"]},
             "reasoning_effort": {"type": ["string", "null"]},
             "drop_params": {"type": ["boolean", "null"]},
-            "timeout": {**number, "minimum": 0.001, "description": "Upstream timeout in seconds"},
-            "request_timeout": {**number, "minimum": 0.001},
+            "timeout": {**number, "minimum": 1, "maximum": MAX_TIMEOUT, "description": "Upstream timeout, seconds"},
+            "request_timeout": {**number, "minimum": 1, "maximum": MAX_TIMEOUT},
             **dict.fromkeys(FORBIDDEN_FIELDS, False),  # never settable through the proxy (400)
             "fastest_response": {
                 "type": "boolean",

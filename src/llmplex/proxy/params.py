@@ -12,12 +12,14 @@ from typing import Any
 
 from llmplex.proxy.errors import ProxyError
 
-__all__ = ["MAX_HEDGE_DELAY", "MAX_MODELS", "check_messages", "check_params"]
+__all__ = ["MAX_HEDGE_DELAY", "MAX_MODELS", "MAX_TIMEOUT", "check_messages", "check_params"]
 
 _MAX_STOP = 4
+_TOOL_CHOICES = ("none", "auto", "required")
 _TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 MAX_MODELS = 16  # models in one request: each one is an upstream call
+MAX_TIMEOUT = 3600.0  # seconds, for a client-set upstream timeout
 MAX_HEDGE_DELAY = 60.0  # seconds; a larger delay is a mistake (and would overflow the event loop's clock)
 
 _NUMBER = (int, float)
@@ -32,8 +34,9 @@ _RANGES: dict[str, tuple[tuple[type, ...], float | None, float | None]] = {
     "frequency_penalty": (_NUMBER, -2, 2),
     "top_logprobs": ((int,), 0, 20),
     "seed": ((int,), None, None),
-    "timeout": (_NUMBER, 0.001, None),
-    "request_timeout": (_NUMBER, 0.001, None),
+    # a client may shorten or lengthen the upstream timeout, within sane bounds
+    "timeout": (_NUMBER, 1, MAX_TIMEOUT),
+    "request_timeout": (_NUMBER, 1, MAX_TIMEOUT),
 }
 _TYPES: dict[str, tuple[type, ...]] = {
     "stop": (str, list),
@@ -67,6 +70,12 @@ def check_params(options: Mapping[str, Any]) -> None:
     stop = options.get("stop")
     if isinstance(stop, list) and (len(stop) > _MAX_STOP or not all(isinstance(s, str) for s in stop)):
         raise ProxyError(400, f"'stop' must be a string or an array of at most {_MAX_STOP} strings", param="stop")
+    choice = options.get("tool_choice")
+    if isinstance(choice, str) and choice not in _TOOL_CHOICES:
+        raise ProxyError(400, f"'tool_choice' must be one of {list(_TOOL_CHOICES)} or an object", param="tool_choice")
+    stream_options = options.get("stream_options")
+    if isinstance(stream_options, dict) and stream_options.get("include_usage") not in (None, True, False):
+        raise ProxyError(400, "'stream_options.include_usage' must be true or false", param="stream_options")
     tools = options.get("tools")
     if tools:
         _check_tools(tools)
@@ -80,6 +89,10 @@ def _check_tools(tools: list[Any]) -> None:
         name = function.get("name")
         if not isinstance(name, str) or not _TOOL_NAME.match(name):
             raise ProxyError(400, f"tools[{i}].function.name must match ^[A-Za-z0-9_-]{{1,64}}$", param="tools")
+        if not isinstance(function.get("parameters", {}), dict) or not isinstance(function.get("description", ""), str):
+            raise ProxyError(
+                400, f"tools[{i}].function: 'parameters' must be an object, 'description' a string", param="tools"
+            )
 
 
 def check_messages(messages: list[Any]) -> None:

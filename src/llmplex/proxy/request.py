@@ -16,9 +16,7 @@ from starlette.requests import Request
 from llmplex.proxy.errors import ProxyError
 from llmplex.proxy.params import MAX_HEDGE_DELAY, MAX_MODELS, check_messages, check_params
 
-__all__ = ["MAX_HEADER_BYTES", "ChatCall", "check_headers", "parse_chat", "read_body"]
-
-MAX_HEADER_BYTES = 32 * 1024  # all request headers together; real clients send well under 4 KiB
+__all__ = ["ChatCall", "parse_chat", "read_body"]
 
 # fields only the proxy reads; never forwarded upstream
 CONTROL_FIELDS = ("fastest_response", "hedge_delay")
@@ -49,12 +47,6 @@ class ChatCall:
     stream: bool
     fastest: bool
     hedge_delay: float | None
-
-
-def check_headers(request: Request) -> None:
-    size = sum(len(name) + len(value) for name, value in request.scope["headers"])
-    if size > MAX_HEADER_BYTES:
-        raise ProxyError(431, f"Request headers too large: the limit is {MAX_HEADER_BYTES} bytes in total")
 
 
 async def read_body(request: Request, limit: int, timeout: float | None = None) -> bytes:

@@ -22,7 +22,7 @@ from llmplex.proxy.disconnect import ClientDisconnected, until_disconnect
 from llmplex.proxy.errors import ProxyError, error_response, slot_error
 from llmplex.proxy.metrics import ProxyMetrics
 from llmplex.proxy.multi import gather_all, race
-from llmplex.proxy.request import ChatCall, check_headers, parse_chat, read_body
+from llmplex.proxy.request import ChatCall, parse_chat, read_body
 from llmplex.proxy.routing import Routed, Router
 from llmplex.proxy.streaming import EventStreamResponse
 
@@ -54,7 +54,6 @@ async def chat_completions(request: Request) -> Response | ASGIApp:
     record = record_of(request)
     labels: list[str] = []
     try:
-        check_headers(request)
         state.auth.check(request.headers)
         body = await read_body(request, state.config.max_request_body_bytes, state.config.request_body_timeout)
         call = parse_chat(body, state.config.default_model)
