@@ -1,0 +1,159 @@
+"""Python HTTP clients for what wrk does not measure: latency at concurrency 1, time to first token,
+many concurrent slow streams; and the fallback closed-loop load generator. aiohttp, run on the load core.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+import aiohttp
+
+from bench.stats import percentile
+
+T = TypeVar("T")
+
+
+def run_client(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a client coroutine on uvloop when installed: the client shares core 0, so keep it cheap."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    return uvloop.run(coro)
+
+
+def _session(limit: int = 100) -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=limit), timeout=aiohttp.ClientTimeout(total=60))
+
+
+async def sequential_latency(
+    url: str, body: dict[str, Any], headers: dict[str, str], n: int, warmup: int
+) -> dict[str, Any]:
+    """Latency (ms) of ``n`` requests one at a time after ``warmup`` excluded ones."""
+    latencies: list[float] = []
+    errors = 0
+    async with _session(1) as session:
+        for i in range(warmup + n):
+            t0 = time.perf_counter()
+            async with session.post(url, json=body, headers=headers) as resp:
+                await resp.read()
+                ok = resp.status == 200
+            if i >= warmup:
+                latencies.append((time.perf_counter() - t0) * 1000)
+                errors += not ok
+    return {"latencies_ms": latencies, "errors": errors}
+
+
+async def first_token(
+    session: aiohttp.ClientSession, url: str, body: dict[str, Any], headers: dict[str, str]
+) -> tuple[float, list[float], bool]:
+    """One stream: (ms to the first content event, arrival times of data events, ended with [DONE])."""
+    t0 = time.perf_counter()
+    ttft = -1.0
+    arrivals: list[float] = []
+    done = False
+    async with session.post(url, json=body, headers=headers) as resp:
+        if resp.status != 200:
+            await resp.read()
+            return ttft, arrivals, False
+        async for chunk in resp.content.iter_any():
+            now = time.perf_counter()
+            events = chunk.count(b"data:")
+            if events and ttft < 0 and b'"content"' in chunk:
+                ttft = (now - t0) * 1000
+            arrivals.extend([now] * events)
+            done = done or b"[DONE]" in chunk
+    return ttft, arrivals, done
+
+
+async def stream_ttft(url: str, body: dict[str, Any], headers: dict[str, str], n: int, warmup: int) -> dict[str, Any]:
+    ttfts: list[float] = []
+    errors = 0
+    async with _session(1) as session:
+        for i in range(warmup + n):
+            ttft, _, done = await first_token(session, url, body, headers)
+            if i >= warmup:
+                if ttft < 0 or not done:
+                    errors += 1
+                else:
+                    ttfts.append(ttft)
+    return {"ttft_ms": ttfts, "errors": errors}
+
+
+async def slow_streams(
+    url: str, body: dict[str, Any], headers: dict[str, str], streams: int, timeout: float, ramp: float = 0.5
+) -> dict[str, Any]:
+    """``streams`` concurrent streams opened evenly over ``ramp`` seconds (500 handshakes in one instant would
+    measure the accept queue, not streaming); the largest gap between data events inside any one stream."""
+
+    async def staggered(i: int) -> tuple[float, list[float], bool]:
+        await asyncio.sleep(ramp * i / streams)
+        return await first_token(session, url, body, headers)
+
+    async with _session(streams + 10) as session:
+        t0 = time.perf_counter()
+        tasks = [asyncio.ensure_future(staggered(i)) for i in range(streams)]
+        done, pending = await asyncio.wait(tasks, timeout=timeout)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        wall = time.perf_counter() - t0
+    gaps: list[float] = []
+    completed = errors = 0
+    for task in done:
+        if task.exception() is not None:
+            errors += 1
+            continue
+        _, arrivals, finished = task.result()
+        completed += finished
+        errors += not finished
+        gaps.extend((b - a) * 1000 for a, b in itertools.pairwise(arrivals))
+    return {
+        "streams": streams,
+        "completed": completed,
+        "errors": errors,
+        "unfinished": len(pending),
+        "wall_s": wall,
+        "max_gap_ms": max(gaps) if gaps else None,
+        "p99_gap_ms": percentile(gaps, 99) if gaps else None,
+        "gaps_over_100ms": sum(1 for g in gaps if g > 100),
+    }
+
+
+async def closed_loop(
+    url: str, body: dict[str, Any], headers: dict[str, str], connections: int, seconds: float, limit: int
+) -> dict[str, Any]:
+    latencies: list[float] = []
+    errors = 0
+    deadline = time.perf_counter() + seconds
+
+    async def worker(session: aiohttp.ClientSession) -> None:
+        nonlocal errors
+        while time.perf_counter() < deadline and (not limit or len(latencies) < limit):
+            t0 = time.perf_counter()
+            try:
+                async with session.post(url, json=body, headers=headers) as resp:
+                    await resp.read()
+                    errors += resp.status != 200
+            except aiohttp.ClientError:
+                errors += 1
+            latencies.append((time.perf_counter() - t0) * 1000)
+
+    async with _session(connections) as session:
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker(session) for _ in range(connections)))
+        duration = time.perf_counter() - t0
+    return {
+        "requests": len(latencies),
+        "duration_s": duration,
+        "rps": len(latencies) / duration,
+        "p50_us": percentile(latencies, 50) * 1000,
+        "p90_us": percentile(latencies, 90) * 1000,
+        "p99_us": percentile(latencies, 99) * 1000,
+        "max_us": max(latencies, default=0) * 1000,
+        "errors": errors,
+    }

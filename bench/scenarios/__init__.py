@@ -1,0 +1,56 @@
+"""The seven scenarios of issue 5, in report order. Each is ``run(ctx, result)`` and may run alone."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.context import RunContext
+
+
+@dataclass
+class ScenarioResult:
+    name: str
+    title: str
+    status: str = "ok"  # "ok" or "not run"
+    reason: str | None = None
+    notes: list[str] = field(default_factory=list)
+    tables: list[dict[str, Any]] = field(default_factory=list)
+    targets: list[dict[str, Any]] = field(default_factory=list)
+    raw: dict[str, Any] = field(default_factory=dict)
+    plots: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    foreign_cpu: dict[str, float] = field(default_factory=dict)
+
+    def table(self, title: str, columns: list[str], rows: list[list[str]]) -> None:
+        self.tables.append({"title": title, "columns": columns, "rows": rows})
+
+    def target(self, issue: int, target: str, value: str, met: bool | str | None, note: str = "") -> None:
+        """``met=None``: could not be evaluated (the value says why); ``"reported"``: a number to report, no bar."""
+        self.targets.append({"issue": issue, "target": target, "value": value, "met": met, "note": note})
+
+
+Runner = Callable[[RunContext, ScenarioResult], None]
+
+
+def registry() -> dict[str, tuple[str, Runner]]:
+    from bench.scenarios import (
+        footprint,
+        hedging,
+        proxy_latency,
+        proxy_streams,
+        proxy_throughput,
+        sdk_batch,
+        sdk_race,
+    )
+
+    return {
+        "sdk-batch": ("SDK: batch_completion throughput", sdk_batch.run),
+        "sdk-race": ("SDK: batch_completion_models race [slow, fast]", sdk_race.run),
+        "hedging": ("SDK: hedged requests on a heavy-tailed upstream", hedging.run),
+        "proxy-throughput": ("Proxy: throughput, one worker, 50 connections", proxy_throughput.run),
+        "proxy-latency": ("Proxy: added latency at concurrency 1", proxy_latency.run),
+        "proxy-streams": ("Proxy: time to first token and many slow streams", proxy_streams.run),
+        "footprint": ("Footprint: import time, startup, memory, per-call CPU", footprint.run),
+    }

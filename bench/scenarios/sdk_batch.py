@@ -1,0 +1,138 @@
+"""Scenario 1: batch_completion of 200 and 10,000 prompts at 100 ms upstream latency.
+
+llmplex (``abatch_completion``, max_concurrency) vs LiteLLM (``batch_completion``, max_workers) vs a bare
+aiohttp loop (the ceiling), each side in its own pinned process; completed req/s, CPU per request, peak RSS.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.context import RunContext
+from bench.scenarios import ScenarioResult
+from bench.scenarios.sdk_common import API_KEY, close_workers, rotated, start_workers
+from bench.sdk import sdk_available
+from bench.stats import fmt, fmt_ratio, fmt_spread, ratio, summary
+
+MODEL = "openai/bench-delay-100"
+SIDES = ["llmplex", "litellm", "aiohttp"]
+LABELS = {"llmplex": "llmplex", "litellm": "LiteLLM 1.108.7", "aiohttp": "bare aiohttp loop (ceiling)"}
+
+
+def run(ctx: RunContext, result: ScenarioResult) -> None:
+    sdk_available("llmplex-batch")
+    up = ctx.upstream()
+    s = ctx.settings
+    workers = start_workers(ctx, result, SIDES)
+    common: dict[str, Any] = {
+        "model": MODEL,
+        "api_base": up.openai_base,
+        "api_key": API_KEY,
+        "concurrency": s.batch_concurrency,
+    }
+    runs: dict[str, dict[int, list[dict[str, Any]]]] = {side: {n: [] for n in s.batch_sizes} for side in workers}
+    try:
+        for worker in workers.values():  # warm-up: connections, imports, lazy init; excluded
+            worker.call("batch", {"n": s.batch_warmup, **common})
+        for r in range(s.rounds):
+            for n in s.batch_sizes:
+                for side in rotated(list(workers), r):
+                    ctx.log(f"sdk-batch round {r + 1}/{s.rounds}: {side} n={n}")
+                    out = workers[side].call("batch", {"n": n, **common})
+                    runs[side][n].append(out)
+    finally:
+        close_workers(workers)
+    result.raw = {"runs": runs, "model": MODEL, "concurrency": s.batch_concurrency}
+    result.notes.append(
+        f"Upstream model `{MODEL}` (100 ms per request) on core 0; each side in its own process on core 1. "
+        f"llmplex `abatch_completion(max_concurrency={s.batch_concurrency})`, LiteLLM "
+        f"`batch_completion(max_workers={s.batch_concurrency})`, ceiling: asyncio.gather over aiohttp with a "
+        f"semaphore of {s.batch_concurrency}. A {s.batch_warmup}-prompt warm-up batch per side (it opens the "
+        "connections) is excluded. "
+        "LiteLLM runs with its SDK defaults (no callbacks configured, its fastest documented setting). "
+        f"{s.rounds} round(s), sides alternating; median (min..max)."
+    )
+    _tables(result, runs, s.batch_sizes)
+    _targets(result, runs, s.batch_sizes)
+
+
+def _metric(outs: list[dict[str, Any]], key: str) -> dict[str, float]:
+    values = []
+    for o in outs:
+        if "error" in o:
+            continue
+        if key == "rps":
+            values.append(o["ok"] / o["wall_s"])
+        elif key == "cpu_ms":
+            values.append(o["cpu_s"] * 1000 / o["n"])
+        else:
+            values.append(o[key])
+    return summary(values)
+
+
+def _tables(result: ScenarioResult, runs: dict[str, dict[int, list[dict[str, Any]]]], sizes: tuple[int, ...]) -> None:
+    for n in sizes:
+        rps = {side: _metric(runs[side][n], "rps")["median"] for side in runs}
+        rows = []
+        for side in runs:
+            outs = runs[side][n]
+            failed = [o["error"] for o in outs if "error" in o]
+            errors = sum(o.get("errors", 0) for o in outs)
+            rows.append(
+                [
+                    LABELS[side],
+                    fmt_spread(_metric(outs, "wall_s"), 2, " s"),
+                    fmt_spread(_metric(outs, "rps"), 0),
+                    fmt_spread(_metric(outs, "cpu_ms"), 2),
+                    fmt(_metric(outs, "peak_rss_mb")["max"], 0),
+                    str(errors) + (f"; failed rounds: {failed[0]}" if failed else ""),
+                    fmt_ratio(ratio(rps[side], rps.get("litellm"))),
+                    fmt_ratio(ratio(rps[side], rps.get("aiohttp"))),
+                ]
+            )
+        result.table(
+            f"{n:,} prompts",
+            [
+                "side",
+                "wall",
+                "completed req/s",
+                "CPU ms / request",
+                "peak RSS MiB",
+                "errors",
+                "req/s vs LiteLLM",
+                "req/s vs ceiling",
+            ],
+            rows,
+        )
+
+
+def _targets(result: ScenarioResult, runs: dict[str, dict[int, list[dict[str, Any]]]], sizes: tuple[int, ...]) -> None:
+    small, large = sizes
+    if "llmplex" not in runs:
+        result.target(3, "200 prompts at 100 ms: <= 0.25 s", "llmplex did not run", None)
+        return
+    wall = _metric(runs["llmplex"][small], "wall_s")["median"]
+    result.target(
+        3,
+        "200 prompts, 100 ms upstream: wall <= 0.25 s (LiteLLM measured 2.39 s)",
+        fmt(wall, 3, " s"),
+        wall <= 0.25 if wall == wall else None,
+    )
+    rps = _metric(runs["llmplex"][large], "rps")["median"]
+    ceiling = _metric(runs["aiohttp"][large], "rps")["median"] if "aiohttp" in runs else float("nan")
+    note = "" if large == 10_000 else f"measured with {large:,} prompts (--quick), not 10,000"
+    result.target(
+        3,
+        "10,000 prompts, max_concurrency=1000: >= 2,000 completed req/s",
+        fmt(rps, 0, " req/s"),
+        rps >= 2000 if rps == rps else None,
+        note,
+    )
+    share = ratio(rps, ceiling)
+    result.target(
+        3,
+        "10,000 prompts: >= 80 % of the bare aiohttp loop in the same run",
+        "-" if share is None else f"{share * 100:.0f} % ({fmt(ceiling, 0)} req/s ceiling)",
+        None if share is None else share >= 0.8,
+        note,
+    )
