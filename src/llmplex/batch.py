@@ -12,11 +12,12 @@ import asyncio
 import functools
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from llmplex._batch_inputs import ModelEntry, check_params, check_positive, model_entries, validate_conversations
 from llmplex._checkpoint import Checkpoint, fingerprint
 from llmplex._concurrency import RaceOutcome, bounded_map, gather_settled, race_first
+from llmplex._hedge import hedge_plan, record_latencies
 from llmplex._progress import Progress
 from llmplex._ratelimit import Pacer, estimate_tokens
 from llmplex._request import resolve_call, validate_messages
@@ -241,7 +242,8 @@ async def batch_completion_models(
     messages: Any = None,
     *,
     deployments: Any = None,
-    hedge_delay: float | None = None,
+    hedge_delay: float | Literal["auto"] | None = None,
+    hedge_quantile: float | None = None,
     timeout: float | None = None,
     **params: Any,
 ) -> ModelResponse | CompletionStream:
@@ -249,23 +251,26 @@ async def batch_completion_models(
 
     ``models`` holds model names or dicts of per-model settings (``{"model", "api_base", "api_key", ...}``);
     LiteLLM's ``deployments=[...]`` is the same. ``hedge_delay`` starts each next model only when no
-    success arrived that long after the previous start (or at once when one fails). ``timeout``
+    success arrived that long after the previous start (or at once when one fails);
+    ``hedge_delay="auto"`` takes the ``hedge_quantile`` (default 0.9) of the first model's recent
+    latencies on this client, or 0.5 s until 8 are known (see ``_latency``). ``timeout``
     bounds the whole race. With ``stream=True`` the race is won by the first content token and the
     winner's stream is returned with that chunk still queued. Race details are in
     ``hidden_params["race"]``; every model failing raises ``AllModelsFailedError``.
     """
     entries = _prepare_models(client, models, deployments, messages, params, "batch_completion_models")
-    check_positive("hedge_delay", hedge_delay, allow_zero=True)
     check_positive("timeout", timeout)
     stream = bool(params.get("stream"))
+    hedge = hedge_plan(client, entries[0].model, hedge_delay, hedge_quantile, stream=stream)
     attempt = _open_first_token if stream else _complete
     factories = [functools.partial(attempt, client, e.model, messages, e.options) for e in entries]
     outcome = await race_first(
-        [e.label for e in entries], factories, hedge_delay=hedge_delay, timeout=timeout, discard=_release
+        [e.label for e in entries], factories, hedge_delay=hedge.delay, timeout=timeout, discard=_release
     )
+    record_latencies(client, entries, outcome, hedge, stream=stream)
     value = outcome.value
     hidden = value.hidden_params
-    hidden["race"] = _race_metadata(outcome)
+    hidden["race"] = {**_race_metadata(outcome), **hedge.metadata()}
     hidden["model_label"] = outcome.winner
     return value
 

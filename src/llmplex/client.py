@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from types import TracebackType
 from typing import Any
 
+from llmplex._latency import LatencyTracker
 from llmplex._mock import mock_completion
 from llmplex._request import ResolvedCall, resolve_call
 from llmplex._streaming import CompletionStream
@@ -31,6 +32,8 @@ class AsyncClient:
         base = config if config is not None else ClientConfig.from_env()
         self.config = base.with_overrides(**overrides) if overrides else base
         self._transport = Transport(self.config)
+        # latency of successful completions per model string, for hedge_delay="auto" (see _latency)
+        self.latency = LatencyTracker()
 
     async def completion(
         self, model: str, messages: list[dict[str, Any]], **options: Any
@@ -42,7 +45,7 @@ class AsyncClient:
         try:
             if call.request.stream:
                 return await self._open_stream(call)
-            return await self._complete(call)
+            return await self._complete(call, model)
         except APIError as exc:
             if exc.provider is None:
                 exc.provider = call.adapter.name
@@ -50,7 +53,7 @@ class AsyncClient:
                 exc.model = call.request.model
             raise
 
-    async def _complete(self, call: ResolvedCall) -> ModelResponse:
+    async def _complete(self, call: ResolvedCall, label: str) -> ModelResponse:
         assert call.endpoint is not None
         adapter = call.adapter
         http = adapter.build_request(call.request, call.endpoint)
@@ -61,7 +64,9 @@ class AsyncClient:
         response = adapter.parse_response(body, call.request)
         hidden = HiddenParams(call.hidden)
         hidden["api_base"] = call.endpoint.base_url
-        hidden["response_ms"] = (time.perf_counter() - started) * 1000.0
+        elapsed_ms = (time.perf_counter() - started) * 1000.0
+        hidden["response_ms"] = elapsed_ms
+        self.latency.record(label, elapsed_ms)
         hidden.bind(response)
         response._hidden_params = hidden
         return response

@@ -30,16 +30,19 @@ async def race(
     """First successful model wins (for streams: first content token); the others are cancelled."""
     stream = bool(options.get("stream"))
 
-    def contender(group: str) -> Callable[[], Awaitable[Routed]]:
+    def contender(group: str, cut_off_after: float | None) -> Callable[[], Awaitable[Routed]]:
         async def run() -> Routed:
-            routed = await router.completion(client, group, messages, options)
+            routed = await router.completion(client, group, messages, options, cut_off_after=cut_off_after)
             if stream:
                 await _first_token(routed.result)
             return routed
 
         return run
 
-    return await race_first(list(labels), [contender(g) for g in groups], hedge_delay=hedge_delay, discard=_discard)
+    # a hedged primary cut off by its backup still tells its latency (at least the delay); see Router.completion
+    primary_cut_off = hedge_delay if hedge_delay and not stream else None
+    factories = [contender(g, primary_cut_off if i == 0 else None) for i, g in enumerate(groups)]
+    return await race_first(list(labels), factories, hedge_delay=hedge_delay, discard=_discard)
 
 
 async def gather_all(

@@ -119,10 +119,18 @@ def _request_schema(model_names: Sequence[str]) -> dict[str, Any]:
                 "description": "With several models: race them and answer with the first success",
             },
             "hedge_delay": {
+                "oneOf": [
+                    {"type": ["number", "null"], "minimum": 0, "maximum": MAX_HEDGE_DELAY},
+                    {"const": "auto"},
+                ],
+                "description": "With fastest_response: start the next model only after this many seconds; "
+                '"auto": after the hedge_quantile of the first model\'s recent latencies (0.5 s until 8 are known)',
+            },
+            "hedge_quantile": {
                 "type": ["number", "null"],
-                "minimum": 0,
-                "maximum": MAX_HEDGE_DELAY,
-                "description": "With fastest_response: start the next model only after this many seconds",
+                "exclusiveMinimum": 0,
+                "maximum": 1,
+                "description": 'With "hedge_delay": "auto": the latency quantile to hedge after (default 0.9)',
             },
         },
         "required": ["model", "messages"],
@@ -132,6 +140,13 @@ def _request_schema(model_names: Sequence[str]) -> dict[str, Any]:
             "required": ["model", "stream"],
         },
         "then": {"properties": {"fastest_response": {"const": True}}, "required": ["fastest_response"]},
+        # a quantile only means something for an adaptive hedge delay
+        "allOf": [
+            {
+                "if": {"properties": {"hedge_quantile": {"type": "number"}}, "required": ["hedge_quantile"]},
+                "then": {"properties": {"hedge_delay": {"const": "auto"}}, "required": ["hedge_delay"]},
+            }
+        ],
         "additionalProperties": True,
     }
 

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
+from llmplex._latency import valid_quantile
 from llmplex.proxy.errors import ProxyError
 
-__all__ = ["MAX_HEDGE_DELAY", "MAX_MODELS", "MAX_TIMEOUT", "check_messages", "check_params"]
+__all__ = ["MAX_HEDGE_DELAY", "MAX_MODELS", "MAX_TIMEOUT", "Hedge", "check_hedge", "check_messages", "check_params"]
 
 _MAX_STOP = 4
 _TOOL_CHOICES = ("none", "auto", "required")
@@ -79,6 +80,30 @@ def check_params(options: Mapping[str, Any]) -> None:
     tools = options.get("tools")
     if tools:
         _check_tools(tools)
+
+
+Hedge = float | Literal["auto"] | None
+
+
+def check_hedge(hedge: Any, quantile: Any) -> tuple[Hedge, float | None]:
+    """``hedge_delay`` (seconds or ``"auto"``) and ``hedge_quantile`` (only with ``"auto"``), as sent or a 400."""
+    if (
+        hedge is not None
+        and hedge != "auto"
+        and (isinstance(hedge, bool) or not isinstance(hedge, (int, float)) or not 0 <= hedge <= MAX_HEDGE_DELAY)
+    ):
+        raise ProxyError(
+            400,
+            f"'hedge_delay' must be \"auto\" or a number of seconds between 0 and {MAX_HEDGE_DELAY:g}",
+            param="hedge_delay",
+        )
+    if quantile is None:
+        return (hedge if hedge in (None, "auto") else float(hedge)), None
+    if hedge != "auto":
+        raise ProxyError(400, '\'hedge_quantile\' applies only with "hedge_delay": "auto"', param="hedge_quantile")
+    if not valid_quantile(quantile):
+        raise ProxyError(400, "'hedge_quantile' must be a number greater than 0 and at most 1", param="hedge_quantile")
+    return hedge, float(quantile)
 
 
 def _check_tools(tools: list[Any]) -> None:

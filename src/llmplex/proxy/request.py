@@ -14,12 +14,12 @@ import orjson
 from starlette.requests import Request
 
 from llmplex.proxy.errors import ProxyError
-from llmplex.proxy.params import MAX_HEDGE_DELAY, MAX_MODELS, check_messages, check_params
+from llmplex.proxy.params import MAX_MODELS, Hedge, check_hedge, check_messages, check_params
 
 __all__ = ["ChatCall", "parse_chat", "read_body"]
 
 # fields only the proxy reads; never forwarded upstream
-CONTROL_FIELDS = ("fastest_response", "hedge_delay")
+CONTROL_FIELDS = ("fastest_response", "hedge_delay", "hedge_quantile")
 # call settings a client may not set through the proxy: they would redirect the proxy's credentials
 FORBIDDEN_FIELDS = (
     "api_key",
@@ -46,7 +46,8 @@ class ChatCall:
     options: dict[str, Any]  # everything else, for AsyncClient.completion
     stream: bool
     fastest: bool
-    hedge_delay: float | None
+    hedge_delay: Hedge  # seconds, "auto" (from the first model's latencies) or None (no hedging)
+    hedge_quantile: float | None = None  # with "auto"; None = the default (p90)
 
 
 async def read_body(request: Request, limit: int, timeout: float | None = None) -> bytes:
@@ -109,13 +110,7 @@ def parse_chat(body: bytes, default_model: str | None) -> ChatCall:
     fastest = data.pop("fastest_response", False)
     if not isinstance(fastest, bool):
         raise ProxyError(400, "'fastest_response' must be true or false", param="fastest_response")
-    hedge = data.pop("hedge_delay", None)
-    if hedge is not None and (
-        isinstance(hedge, bool) or not isinstance(hedge, (int, float)) or not 0 <= hedge <= MAX_HEDGE_DELAY
-    ):
-        raise ProxyError(
-            400, f"'hedge_delay' must be a number of seconds between 0 and {MAX_HEDGE_DELAY:g}", param="hedge_delay"
-        )
+    hedge, quantile = check_hedge(data.pop("hedge_delay", None), data.pop("hedge_quantile", None))
     stream = data.get("stream")
     if stream is not None and not isinstance(stream, bool):
         raise ProxyError(400, "'stream' must be true or false", param="stream")
@@ -126,7 +121,8 @@ def parse_chat(body: bytes, default_model: str | None) -> ChatCall:
         options=data,
         stream=bool(stream),
         fastest=fastest,
-        hedge_delay=None if hedge is None else float(hedge),
+        hedge_delay=hedge,
+        hedge_quantile=quantile,
     )
 
 

@@ -14,6 +14,7 @@ from starlette.types import ASGIApp
 
 from llmplex import AsyncClient, CompletionStream, ModelResponse
 from llmplex._concurrency import RaceOutcome
+from llmplex._latency import DEFAULT_QUANTILE
 from llmplex.exceptions import AllModelsFailedError, APIError
 from llmplex.proxy.access_log import RequestRecord, record_of
 from llmplex.proxy.auth import Authenticator
@@ -166,15 +167,18 @@ async def _fastest(
     record: RequestRecord | None,
 ) -> Response | ASGIApp:
     options = {**call.options, "stream": True} if call.stream else call.options
-    outcome = await race(
-        state.router, client, call.labels, groups, call.messages, options, hedge_delay=call.hedge_delay
-    )
+    hedge = call.hedge_delay
+    if hedge == "auto":
+        hedge, _ = state.router.hedge_delay(groups[0], call.hedge_quantile or DEFAULT_QUANTILE)
+    outcome = await race(state.router, client, call.labels, groups, call.messages, options, hedge_delay=hedge)
     if record is not None:
-        _record_race(record, outcome, call.hedge_delay is not None)
+        _record_race(record, outcome, hedge is not None)
     winner = outcome.value
     upstream_ms = outcome.attempts[outcome.winner_index].latency_ms or 0.0
     overhead = max((time.perf_counter() - started) * 1000.0 - upstream_ms, 0.0)
     extra = {"x-llmplex-overhead-ms": f"{overhead:.3f}", "x-llmplex-fastest-response": "true"}
+    if hedge is not None:
+        extra["x-llmplex-hedge-delay-ms"] = f"{hedge * 1000.0:.3f}"
     if isinstance(winner.result, ModelResponse):
         cost = winner.result.hidden_params.get("response_cost")
         if cost is not None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from llmplex import AsyncClient, CompletionStream, ModelResponse
+from llmplex._latency import DEFAULT_QUANTILE, auto_hedge_delay
 from llmplex.exceptions import APIError, BadRequestError, RateLimitError
 from llmplex.proxy.config import Deployment, ProxyConfig
 from llmplex.proxy.state import RouterState, make_state
@@ -63,12 +64,34 @@ class Router:
             return name
         return self._aliases.get(name)
 
+    def hedge_delay(self, group: str, quantile: float = DEFAULT_QUANTILE) -> tuple[float, int]:
+        """``(seconds, samples used)`` for ``hedge_delay: "auto"``: the group's recent latencies (see ``_latency``).
+
+        Samples of every deployment of the group count (shared by all workers with Redis): a hedge
+        waits on the group, whichever deployment the router picks. They are whole-completion
+        latencies, so for a streamed race (decided on the first token) the delay errs long: fewer hedges.
+        """
+        samples = [ms for d in self._groups[group] for ms in self.state.latency_samples(d)]
+        return auto_hedge_delay(samples, quantile)
+
     async def completion(
-        self, client: AsyncClient, group: str, messages: list[dict[str, Any]], options: Mapping[str, Any]
+        self,
+        client: AsyncClient,
+        group: str,
+        messages: list[dict[str, Any]],
+        options: Mapping[str, Any],
+        *,
+        cut_off_after: float | None = None,
     ) -> Routed:
-        """Call the group (with retries across its deployments), then its fallback groups in order."""
+        """Call the group (with retries across its deployments), then its fallback groups in order.
+
+        ``cut_off_after`` (seconds; a hedged race's primary): a call cancelled after running at least
+        that long is recorded as a latency sample at its elapsed time, a lower bound of its latency.
+        Otherwise the statistics would only see the primary's fast answers, and an adaptive hedge
+        delay would shrink with every race it loses.
+        """
         try:
-            return await self._call_group(client, group, messages, options)
+            return await self._call_group(client, group, messages, options, cut_off_after)
         except APIError as exc:
             fallbacks = self.settings.fallbacks.get(group, ())
             if not fallbacks or (isinstance(exc, BadRequestError) and exc.status_code == 400):
@@ -78,13 +101,18 @@ class Router:
                 if target is None or target == group:
                     continue
                 try:
-                    return await self._call_group(client, target, messages, options)
+                    return await self._call_group(client, target, messages, options, cut_off_after)
                 except APIError:
                     continue
             raise
 
     async def _call_group(
-        self, client: AsyncClient, group: str, messages: list[dict[str, Any]], options: Mapping[str, Any]
+        self,
+        client: AsyncClient,
+        group: str,
+        messages: list[dict[str, Any]],
+        options: Mapping[str, Any],
+        cut_off_after: float | None = None,
     ) -> Routed:
         tried: set[int] = set()
         attempts = self.settings.num_retries + 1
@@ -103,6 +131,11 @@ class Router:
                 if not fresh:
                     await self._backoff(attempt, exc)
                 continue
+            except asyncio.CancelledError:
+                elapsed = self._clock() - started
+                if cut_off_after is not None and elapsed >= cut_off_after:
+                    self.state.record_latency(deployment, elapsed * 1000.0)
+                raise
             finally:
                 self.state.finish(deployment)
             self._succeeded(deployment, started, result)
@@ -159,8 +192,9 @@ class Router:
         await self.state.record_failure(deployment, may_cool_down=len(self._groups[group]) > 1)
 
     def _succeeded(self, deployment: Deployment, started: float, result: ModelResponse | CompletionStream) -> None:
+        whole = isinstance(result, ModelResponse)  # a stream's latency is its headers', not the answer's
         tokens = result.usage.total_tokens if isinstance(result, ModelResponse) and result.usage is not None else 0
-        self.state.record_success(deployment, (self._clock() - started) * 1000.0, tokens)
+        self.state.record_success(deployment, (self._clock() - started) * 1000.0, tokens, whole=whole)
 
     async def _backoff(self, attempt: int, exc: APIError) -> None:
         delay = exc.retry_after if exc.retry_after else min(0.25 * 2**attempt, 4.0) * (1 - 0.25 * self._rng.random())

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
+from llmplex._latency import LatencyWindow
 from llmplex.proxy.config import Deployment, RouterSettings
 
 __all__ = ["FAIL_WINDOW", "LocalState", "RouterState", "Stats"]
@@ -22,11 +23,22 @@ _LATENCY_WEIGHT = 0.2  # weight of a new sample in the latency moving average
 class Stats:
     """One deployment as this process sees it. Times are on the state's (monotonic) clock."""
 
-    __slots__ = ("cooldown_until", "fail_window", "fails", "in_flight", "latency_ms", "requests", "tokens", "window")
+    __slots__ = (
+        "cooldown_until",
+        "fail_window",
+        "fails",
+        "in_flight",
+        "latency_ms",
+        "requests",
+        "samples",
+        "tokens",
+        "window",
+    )
 
     def __init__(self) -> None:
         self.in_flight = 0
         self.latency_ms: float | None = None
+        self.samples = LatencyWindow()  # recent whole-completion latencies, for hedge_delay "auto"
         self.fails = 0
         self.fail_window = 0.0
         self.cooldown_until = 0.0
@@ -87,9 +99,12 @@ class RouterState:
     def finish(self, deployment: Deployment) -> None:
         self._stats[id(deployment)].in_flight -= 1
 
-    def record_success(self, deployment: Deployment, latency_ms: float, tokens: int) -> None:
+    def record_success(self, deployment: Deployment, latency_ms: float, tokens: int, *, whole: bool = True) -> None:
+        """A success after ``latency_ms``; ``whole=False`` for a stream (its latency is only the headers')."""
         stats = self._stats[id(deployment)]
         stats.add_latency(latency_ms)
+        if whole:
+            self.record_latency(deployment, latency_ms)
         self._roll(stats, self.clock())
         stats.tokens += tokens
 
@@ -102,6 +117,14 @@ class RouterState:
 
     def latency_ms(self, deployment: Deployment) -> float | None:
         return self._stats[id(deployment)].latency_ms
+
+    def record_latency(self, deployment: Deployment, latency_ms: float) -> None:
+        """One latency sample for ``hedge_delay: "auto"`` (a success's, or a lower bound of a cut-off call's)."""
+        self._stats[id(deployment)].samples.add(latency_ms)
+
+    def latency_samples(self, deployment: Deployment) -> list[float]:
+        """Recent whole-completion latencies (ms) of the deployment, at most ``_latency.WINDOW``."""
+        return self._stats[id(deployment)].samples.samples()
 
     def tokens(self, deployment: Deployment) -> int:
         stats = self._stats[id(deployment)]

@@ -66,17 +66,20 @@ return 0
 """
 
 # Publishes this instance's in-flight counts, token usage and latency samples; returns the shared view.
-# ARGV: prefix, instance id, stale ms, window ms, then per deployment:
-#   model id, in-flight here, tokens since last sync, latency sum ms, latency samples
+# ARGV: prefix, instance id, stale ms, window ms, samples kept, then per deployment:
+#   model id, in-flight here, tokens since last sync, latency sum ms, latency samples,
+#   new whole-completion latencies ms as comma-separated text ('' = none)
 # -> {ms until the window ends, then per deployment: in-flight elsewhere, tokens in window,
-#     requests in window, latency ms as text ('' = unknown), cooldown ms left (<= 0 = none)}
+#     requests in window, latency ms as text ('' = unknown), cooldown ms left (<= 0 = none),
+#     the most recent latencies ms as comma-separated text (all instances; for hedge_delay "auto")}
 SYNC = (
     _NOW
     + """
 local prefix, me, stale, window = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local keep = tonumber(ARGV[5])
 local win = math.floor(now / window)
 local out = {(win + 1) * window - now}
-for i = 5, #ARGV, 5 do
+for i = 6, #ARGV, 6 do
   local base = prefix .. ':' .. ARGV[i]
   local busy = base .. ':inflight'
   redis.call('HSET', busy, me, ARGV[i + 1] .. ':' .. now)
@@ -121,6 +124,15 @@ for i = 5, #ARGV, 5 do
   out[#out + 1] = requests
   out[#out + 1] = latency or ''
   out[#out + 1] = redis.call('PTTL', base .. ':cooldown')
+  local skey = base .. ':samples'
+  if ARGV[i + 5] ~= '' then
+    for sample in string.gmatch(ARGV[i + 5], '[^,]+') do
+      redis.call('RPUSH', skey, sample)
+    end
+    redis.call('LTRIM', skey, -keep, -1)
+    redis.call('PEXPIRE', skey, 3600000)
+  end
+  out[#out + 1] = table.concat(redis.call('LRANGE', skey, 0, -1), ',')
 end
 return out
 """

@@ -22,6 +22,7 @@ import contextlib
 import logging
 import os
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -30,6 +31,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from llmplex._latency import WINDOW
 from llmplex.exceptions import ServiceUnavailableError
 from llmplex.proxy.config import Deployment, RedisSettings, RouterSettings
 from llmplex.proxy.state import lua
@@ -50,7 +52,18 @@ _FAILURES = (RedisError, OSError, asyncio.TimeoutError)
 class _Shared:
     """What the last sync said about one deployment (plus what this process has not published yet)."""
 
-    __slots__ = ("elsewhere", "latency_ms", "limited_until", "pending_tokens", "sample_sum", "samples", "tokens")
+    __slots__ = (
+        "elsewhere",
+        "fresh",
+        "latency_ms",
+        "limited_until",
+        "pending_tokens",
+        "recent",
+        "recent_text",
+        "sample_sum",
+        "samples",
+        "tokens",
+    )
 
     def __init__(self) -> None:
         self.elsewhere = 0  # requests in flight in other processes
@@ -60,6 +73,9 @@ class _Shared:
         self.pending_tokens = 0
         self.sample_sum = 0.0
         self.samples = 0
+        self.fresh: deque[float] = deque(maxlen=WINDOW)  # whole-completion latencies not yet published
+        self.recent: list[float] = []  # the shared most recent latencies, all processes
+        self.recent_text = b""  # as last received: parsed again only when it changed
 
 
 class RedisState(RouterState):
@@ -211,12 +227,16 @@ class RedisState(RouterState):
             )
         return self._admit_locally(deployment)
 
-    def record_success(self, deployment: Deployment, latency_ms: float, tokens: int) -> None:
-        super().record_success(deployment, latency_ms, tokens)
+    def record_success(self, deployment: Deployment, latency_ms: float, tokens: int, *, whole: bool = True) -> None:
+        super().record_success(deployment, latency_ms, tokens, whole=whole)
         shared = self._shared[id(deployment)]
         shared.pending_tokens += tokens
         shared.sample_sum += latency_ms
         shared.samples += 1
+
+    def record_latency(self, deployment: Deployment, latency_ms: float) -> None:
+        super().record_latency(deployment, latency_ms)
+        self._shared[id(deployment)].fresh.append(latency_ms)
 
     async def record_failure(self, deployment: Deployment, *, may_cool_down: bool) -> None:
         if self._healthy and self._client is not None:
@@ -246,6 +266,10 @@ class RedisState(RouterState):
         shared = self._shared[id(deployment)].latency_ms
         return shared if self._healthy and shared is not None else super().latency_ms(deployment)
 
+    def latency_samples(self, deployment: Deployment) -> list[float]:
+        recent = self._shared[id(deployment)].recent
+        return recent if self._healthy and recent else super().latency_samples(deployment)
+
     def tokens(self, deployment: Deployment) -> int:
         if not self._healthy:
             return super().tokens(deployment)
@@ -267,14 +291,17 @@ class RedisState(RouterState):
         if self._client is None:
             return False
         taken = [self._take(d) for d in self.deployments]
-        args: list[Any] = [self.redis_settings.key_prefix, self.instance, _STALE_MS, self._window_ms]
-        for deployment, (tokens, total, samples) in zip(self.deployments, taken, strict=True):
-            args += [deployment.model_id, super().in_flight(deployment), tokens, total, samples]
+        args: list[Any] = [self.redis_settings.key_prefix, self.instance, _STALE_MS, self._window_ms, WINDOW]
+        for deployment, (tokens, total, samples, fresh) in zip(self.deployments, taken, strict=True):
+            text = ",".join(f"{ms:.1f}" for ms in fresh)
+            args += [deployment.model_id, super().in_flight(deployment), tokens, total, samples, text]
         try:
             reply = await self._sync(args=args)
         except _FAILURES as exc:
-            for deployment, (tokens, _, _) in zip(self.deployments, taken, strict=True):
-                self._shared[id(deployment)].pending_tokens += tokens  # publish them next time
+            for deployment, (tokens, _, _, fresh) in zip(self.deployments, taken, strict=True):
+                shared = self._shared[id(deployment)]
+                shared.pending_tokens += tokens  # publish them next time
+                shared.fresh.extendleft(reversed(fresh))
             self._trip(exc)
             return False
         self._apply(reply)
@@ -283,18 +310,23 @@ class RedisState(RouterState):
             logger.warning("Redis is reachable again: rate limits and routing state are shared again")
         return True
 
-    def _take(self, deployment: Deployment) -> tuple[int, float, int]:
+    def _take(self, deployment: Deployment) -> tuple[int, float, int, list[float]]:
         shared = self._shared[id(deployment)]
-        taken = (shared.pending_tokens, shared.sample_sum, shared.samples)
+        taken = (shared.pending_tokens, shared.sample_sum, shared.samples, list(shared.fresh))
         shared.pending_tokens, shared.sample_sum, shared.samples = 0, 0.0, 0
+        shared.fresh.clear()
         return taken
 
     def _apply(self, reply: list[Any]) -> None:
         now = self.clock()
         window_left = int(reply[0]) / 1000.0
         for i, deployment in enumerate(self.deployments):
-            elsewhere, tokens, requests, latency, cooldown_ms = reply[1 + 5 * i : 6 + 5 * i]
+            elsewhere, tokens, requests, latency, cooldown_ms, recent = reply[1 + 6 * i : 7 + 6 * i]
             shared = self._shared[id(deployment)]
+            if recent != shared.recent_text:
+                shared.recent_text = recent
+                comma = b"," if isinstance(recent, bytes) else ","
+                shared.recent = [float(ms) for ms in recent.split(comma)] if recent else []
             shared.elsewhere, shared.tokens = max(0, int(elsewhere)), int(tokens)
             if latency:
                 shared.latency_ms = float(latency)
