@@ -11,8 +11,8 @@ import asyncio
 import email.utils
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import AsyncIterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -35,9 +35,6 @@ if TYPE_CHECKING:
 __all__ = ["RawStream", "Transport", "retry_delay"]
 
 USER_AGENT = "llmplex"
-
-T = TypeVar("T")
-_Send = Callable[[HTTPRequest, ProviderAdapter, str], Awaitable[T]]
 
 
 class RawStream:
@@ -84,6 +81,10 @@ class Transport:
         self._proxies: dict[str, str | None] = {}
 
     async def session(self) -> aiohttp.ClientSession:
+        return self._current_session()
+
+    def _current_session(self) -> aiohttp.ClientSession:
+        """The session, created on first use inside the running loop (aiohttp binds it to that loop)."""
         session = self._session
         if session is not None and not session.closed:
             return session
@@ -99,7 +100,6 @@ class Transport:
             trust_env=False,
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=30),
             headers={"User-Agent": USER_AGENT},
-            skip_auto_headers=("Accept-Encoding",),
         )
         self._loop = loop
         return self._session
@@ -142,9 +142,15 @@ class Transport:
     ) -> Any:
         """Send with retries inside one overall ``timeout``; return the parsed JSON body."""
         deadline = time.monotonic() + timeout
+        attempt = 0
         try:
             async with asyncio.timeout(timeout):
-                return await self._with_retries(self._send_json, request, adapter, model, num_retries, deadline)
+                while True:  # the retry loop is inline: this is every request's path
+                    try:
+                        return await self._send_json(request, adapter, model)
+                    except APIError as exc:
+                        await self._before_retry(exc, attempt, num_retries, deadline)
+                        attempt += 1
         except TimeoutError:
             raise Timeout(f"request timed out after {timeout:g}s", provider=adapter.name, model=model) from None
 
@@ -153,35 +159,31 @@ class Transport:
     ) -> RawStream:
         """Send with retries until a 200 arrives (``timeout`` bounds that); return the open body."""
         deadline = time.monotonic() + timeout
+        attempt = 0
         try:
             async with asyncio.timeout(timeout):
-                stream: RawStream = await self._with_retries(
-                    self._send_stream, request, adapter, model, num_retries, deadline
-                )
-                return stream
+                while True:
+                    try:
+                        return await self._send_stream(request, adapter, model)
+                    except APIError as exc:
+                        await self._before_retry(exc, attempt, num_retries, deadline)
+                        attempt += 1
         except TimeoutError:
             raise Timeout(f"no response within {timeout:g}s", provider=adapter.name, model=model) from None
 
-    async def _with_retries(
-        self, send: Any, request: HTTPRequest, adapter: ProviderAdapter, model: str, num_retries: int, deadline: float
-    ) -> Any:
-        attempt = 0
-        while True:
-            try:
-                return await send(request, adapter, model)
-            except APIError as exc:
-                if attempt >= num_retries or not exc.retryable:
-                    raise
-                delay = retry_delay(attempt, exc.retry_after)
-                if delay is None or delay > self.config.retry_max_delay or time.monotonic() + delay > deadline:
-                    raise  # waiting would outlast what the caller allowed: fail now, not later
-                attempt += 1
-                await asyncio.sleep(delay)
+    async def _before_retry(self, exc: APIError, attempt: int, num_retries: int, deadline: float) -> None:
+        """Sleep before the next attempt, or re-raise ``exc`` when it must not be retried."""
+        if attempt >= num_retries or not exc.retryable:
+            raise exc
+        delay = retry_delay(attempt, exc.retry_after)
+        if delay is None or delay > self.config.retry_max_delay or time.monotonic() + delay > deadline:
+            raise exc  # waiting would outlast what the caller allowed: fail now, not later
+        await asyncio.sleep(delay)
 
     async def _send(self, request: HTTPRequest, adapter: ProviderAdapter, model: str) -> aiohttp.ClientResponse:
         import aiohttp
 
-        session = await self.session()
+        session = self._current_session()
         try:
             proxy = self._proxy_for(request.url) if self.config.trust_env else None
             return await session.request(

@@ -1,6 +1,7 @@
 """The OpenAI-compatible proxy: ``llmplex --config config.yaml`` (LiteLLM's config format).
 
-``create_app(config)`` builds a Starlette app; serve it with any ASGI server (the CLI uses uvicorn).
+``create_app(config)`` builds the ASGI app (Starlette plus a direct path for chat completions);
+serve it with any ASGI server (the CLI uses uvicorn).
 """
 
 from llmplex.proxy.app import create_app

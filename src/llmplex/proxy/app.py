@@ -13,7 +13,9 @@ from collections.abc import AsyncIterator, Mapping
 import orjson
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.requests import Request
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from llmplex import AsyncClient
 from llmplex.proxy.access_log import ObservabilityMiddleware
@@ -32,14 +34,43 @@ from llmplex.proxy.routes import (
 )
 from llmplex.proxy.routing import Router
 
-__all__ = ["CONFIG_ENV", "MODEL_ENV", "app_from_env", "create_app"]
+__all__ = ["CONFIG_ENV", "MODEL_ENV", "ProxyApp", "app_from_env", "create_app"]
 
 # how the CLI hands its settings to uvicorn worker processes (each builds its own app)
 CONFIG_ENV = "LLMPLEX_PROXY_CONFIG"
 MODEL_ENV = "LLMPLEX_PROXY_MODEL"
 
 
-def create_app(config: ProxyConfig) -> Starlette:
+_CHAT_PATHS = frozenset({"/chat/completions", "/v1/chat/completions"})
+
+
+class ProxyApp:
+    """The proxy's ASGI app. ``POST .../chat/completions`` goes straight to its handler; all else to Starlette.
+
+    The handler already turns every failure into an OpenAI-shaped response, so Starlette's error
+    and exception middlewares, router and request wrapper only cost time on the hot path (measured:
+    about a fifth of the proxy's CPU per request). Observability wraps both paths alike.
+    """
+
+    def __init__(self, app: Starlette, observe: ObservabilityMiddleware) -> None:
+        self.app = app  # the Starlette app: every other route, the lifespan, error handling
+        self.observe = observe
+        self.state = app.state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in _CHAT_PATHS:
+            scope["app"] = self.app  # what Request.app resolves to
+            await self.observe(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+async def _chat_endpoint(scope: Scope, receive: Receive, send: Send) -> None:
+    response = await chat_completions(Request(scope, receive))
+    await response(scope, receive, send)
+
+
+def create_app(config: ProxyConfig) -> ProxyApp:
     state = ProxyState(config=config, router=Router(config), auth=Authenticator(config.master_key))
     state.models_body = models_body(config, state.created)
     state.openapi_body = orjson.dumps(openapi_document(config.model_names()))
@@ -69,10 +100,11 @@ def create_app(config: ProxyConfig) -> Starlette:
     observe = Middleware(ObservabilityMiddleware, metrics=state.metrics, routes=[r.path for r in routes])
     app = Starlette(routes=routes, lifespan=lifespan, middleware=[observe])
     app.state.llmplex = state
-    return app
+    fast = ObservabilityMiddleware(_chat_endpoint, metrics=state.metrics, routes=[r.path for r in routes])
+    return ProxyApp(app, fast)
 
 
-def app_from_env(environ: Mapping[str, str] | None = None) -> Starlette:
+def app_from_env(environ: Mapping[str, str] | None = None) -> ProxyApp:
     """The app described by ``LLMPLEX_PROXY_CONFIG`` (a config path) or ``LLMPLEX_PROXY_MODEL``."""
     env = os.environ if environ is None else environ
     path = env.get(CONFIG_ENV)

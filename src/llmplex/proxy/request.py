@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 
+from llmplex.proxy.disconnect import ClientDisconnected
 from llmplex.proxy.errors import ProxyError
 from llmplex.proxy.params import MAX_MODELS, Hedge, check_hedge, check_messages, check_params
 
@@ -71,13 +72,22 @@ async def _read(request: Request, limit: int) -> bytes:
                 raise _too_large(limit)
         except ValueError:
             raise ProxyError(400, "invalid Content-Length header") from None
+    # straight from ASGI receive(): Request.stream() is an async generator, measurably slower per request
+    receive = request.receive
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _too_large(limit)
-        chunks.append(chunk)
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnected
+        chunk: bytes = message.get("body", b"")
+        if chunk:
+            size += len(chunk)
+            if size > limit:
+                raise _too_large(limit)
+            chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
