@@ -56,6 +56,9 @@ class _EmptyRaw:
     async def read_chunk(self) -> bytes:
         return b""
 
+    def release_if_received(self) -> bool:
+        return True
+
     def close(self) -> None:
         pass
 

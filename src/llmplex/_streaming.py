@@ -72,6 +72,14 @@ class CompletionStream:
             await self._fill()
         return self._pending.popleft()
 
+    def take_ready(self) -> list[ModelResponseStream]:
+        """Every chunk already received and decoded, without waiting: a relay can write them in one go."""
+        if not self._pending:
+            return []
+        ready = list(self._pending)
+        self._pending.clear()
+        return ready
+
     async def peek_first_content(self) -> ModelResponseStream:
         """Read until a chunk with content (text or tool call) is buffered; the chunks stay queued.
 
@@ -128,7 +136,8 @@ class CompletionStream:
         if self._state.finished and not self._ended:
             self._ended = True
             # the terminal event arrived: drain what is left so the connection can be reused
-            self._schedule_drain()
+            if not self._raw.release_if_received():
+                self._schedule_drain()
 
     def _schedule_drain(self) -> None:
         raw = self._raw

@@ -65,6 +65,18 @@ class RawStream:
             self._resp.release()  # body fully read: the connection may be reused
         return data
 
+    def release_if_received(self) -> bool:
+        """Release the connection now if the whole body has already arrived (no task needed to drain it)."""
+        if self._done:
+            return True
+        content = self._resp.content
+        if not content.is_eof():
+            return False
+        content.read_nowait()  # whatever trailing bytes are buffered
+        self._done = True
+        self._resp.release()
+        return True
+
     def close(self) -> None:
         if not self._done:
             self._done = True

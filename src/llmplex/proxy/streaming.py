@@ -69,12 +69,14 @@ class EventStreamResponse:
         record = self._record
         try:
             async with stream:  # closes the upstream unless it ended cleanly (then it may be reused)
-                async for chunk in stream:
+                async for first in stream:
+                    # chunks that arrived together go out in one write (nothing waits for more)
+                    chunks = [first, *stream.take_ready()]
                     if record is not None:
-                        _observe(record, chunk)
-                    await send(
-                        {"type": "http.response.body", "body": encode_data(chunk.json_bytes()), "more_body": True}
-                    )
+                        for chunk in chunks:
+                            _observe(record, chunk)
+                    body = b"".join([encode_data(chunk.json_bytes()) for chunk in chunks])
+                    await send({"type": "http.response.body", "body": body, "more_body": True})
         except Exception as exc:
             tail = error_event(exc)
             if record is not None:
