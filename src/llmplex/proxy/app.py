@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator, Mapping
 import orjson
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.requests import Request
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
@@ -60,14 +59,9 @@ class ProxyApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in _CHAT_PATHS:
             scope["app"] = self.app  # what Request.app resolves to
-            await self.observe(scope, receive, send)
+            await self.observe.serve(scope, receive, send, chat_completions)
             return
         await self.app(scope, receive, send)
-
-
-async def _chat_endpoint(scope: Scope, receive: Receive, send: Send) -> None:
-    response = await chat_completions(Request(scope, receive))
-    await response(scope, receive, send)
 
 
 def create_app(config: ProxyConfig) -> ProxyApp:
@@ -100,8 +94,7 @@ def create_app(config: ProxyConfig) -> ProxyApp:
     observe = Middleware(ObservabilityMiddleware, metrics=state.metrics, routes=[r.path for r in routes])
     app = Starlette(routes=routes, lifespan=lifespan, middleware=[observe])
     app.state.llmplex = state
-    fast = ObservabilityMiddleware(_chat_endpoint, metrics=state.metrics, routes=[r.path for r in routes])
-    return ProxyApp(app, fast)
+    return ProxyApp(app, ObservabilityMiddleware(app, metrics=state.metrics, routes=[r.path for r in routes]))
 
 
 def app_from_env(environ: Mapping[str, str] | None = None) -> ProxyApp:

@@ -10,7 +10,6 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp
 
 from llmplex import AsyncClient, CompletionStream, ModelResponse
 from llmplex._concurrency import RaceOutcome
@@ -49,7 +48,7 @@ def state_of(request: Request) -> ProxyState:
     return state
 
 
-async def chat_completions(request: Request) -> Response | ASGIApp:
+async def chat_completions(request: Request) -> Response | EventStreamResponse:
     started = time.perf_counter()
     state = state_of(request)
     record = record_of(request)
@@ -84,7 +83,7 @@ async def _answer(
     groups: list[str],
     started: float,
     record: RequestRecord | None,
-) -> Response | ASGIApp:
+) -> Response | EventStreamResponse:
     if len(groups) == 1:
         routed = await state.router.completion(client, groups[0], call.messages, call.options)
         return _single(routed, call.labels[0], record=record)
@@ -99,7 +98,7 @@ async def _answer(
     return await _all(state, client, call, groups, record)
 
 
-def _release(answer: Response | ASGIApp) -> None:
+def _release(answer: Response | EventStreamResponse) -> None:
     if isinstance(answer, EventStreamResponse):
         answer.close()
 
@@ -130,7 +129,7 @@ def _group(state: ProxyState, name: str) -> str:
 
 def _single(
     routed: Routed, label: str, extra: Mapping[str, str] | None = None, record: RequestRecord | None = None
-) -> Response | ASGIApp:
+) -> Response | EventStreamResponse:
     headers = _route_headers(routed, label)
     if extra:
         headers.update(extra)
@@ -165,7 +164,7 @@ async def _fastest(
     groups: list[str],
     started: float,
     record: RequestRecord | None,
-) -> Response | ASGIApp:
+) -> Response | EventStreamResponse:
     options = {**call.options, "stream": True} if call.stream else call.options
     hedge = call.hedge_delay
     if hedge == "auto":

@@ -42,7 +42,8 @@ class EventStreamResponse:
         record: RequestRecord | None = None,
     ) -> None:
         self._stream = stream
-        self._headers = _BASE_HEADERS + [(k.encode(), v.encode("latin-1")) for k, v in (headers or {}).items()]
+        self.status_code = 200
+        self.raw_headers = _BASE_HEADERS + [(k.encode(), v.encode("latin-1")) for k, v in (headers or {}).items()]
         self._record = record
 
     def close(self) -> None:
@@ -64,7 +65,7 @@ class EventStreamResponse:
 
     async def _pump(self, send: Send) -> None:
         stream = self._stream
-        await send({"type": "http.response.start", "status": 200, "headers": self._headers})
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
         tail = encode_done()
         record = self._record
         try:
