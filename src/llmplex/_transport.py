@@ -8,7 +8,6 @@ pool: closing the socket is what makes the provider stop generating.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import random
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -302,6 +301,8 @@ def parse_retry_after(headers: Mapping[str, str]) -> float | None:
     except ValueError:
         pass
     try:
+        import email.utils  # lazily: only HTTP-date retry-after values need it
+
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None

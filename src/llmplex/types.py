@@ -7,8 +7,8 @@ Objects read as attributes (``r.choices[0].message.content``) and as dicts (``r[
 
 from __future__ import annotations
 
+import os
 import time
-import uuid
 from collections.abc import Iterator
 from typing import Any, Literal
 
@@ -33,7 +33,7 @@ __all__ = [
 
 
 def new_completion_id() -> str:
-    return "chatcmpl-" + uuid.uuid4().hex
+    return "chatcmpl-" + os.urandom(16).hex()
 
 
 class OpenAIObject(BaseModel):
