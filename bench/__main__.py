@@ -24,9 +24,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--rounds", type=int, default=None, help="rounds per scenario (default: quick 1, full 3)")
     parser.add_argument(
-        "--write-report",
+        "--no-merge",
         action="store_true",
-        help="with --only: still regenerate BENCHMARKS.md (by default only full runs do)",
+        help="with --only: only print the tables (by default the scenarios replace theirs in latest.json, which must "
+        "be of the same mode, and BENCHMARKS.md is regenerated with every scenario)",
     )
     parser.add_argument(
         "--report-only",
@@ -41,11 +42,17 @@ def main(argv: list[str] | None = None) -> int:
         data = runner.run(selected, Settings.for_mode(args.quick, args.rounds), argv)
         path = runner.save(data, complete=not args.only)
         print(f"results: {path.relative_to(REPO)}")
-    if args.report_only or not args.only or args.write_report:
-        out = report.write(data)
-        print(f"report: {out.relative_to(REPO)}")
-    else:
-        print(report.render_tables(data))
+        if args.only:
+            print(report.render_tables(data))
+            if args.no_merge:
+                return 0
+            merged, why = runner.merge_into_latest(data)
+            if merged is None:
+                print(f"BENCHMARKS.md left as it was: {why}")
+                return 0
+            data = merged
+    out = report.write(data)
+    print(f"report: {out.relative_to(REPO)}")
     return 0
 
 

@@ -66,11 +66,12 @@ def free_port() -> int:
         return port
 
 
-def write_config(name: str, upstream_base: str, extra: dict[str, Any] | None = None) -> Path:
-    models = [
-        {"model_name": m, "litellm_params": {"model": f"openai/{m}", "api_base": upstream_base, "api_key": "sk-bench"}}
-        for m in (MODEL, SLOW_STREAM_MODEL)
-    ]
+def write_config(
+    name: str, upstream_base: str, extra: dict[str, Any] | None = None, params: dict[str, Any] | None = None
+) -> Path:
+    """``extra``: sections merged into the config; ``params``: added to every deployment's litellm_params."""
+    base = {"api_base": upstream_base, "api_key": "sk-bench", **(params or {})}
+    models = [{"model_name": m, "litellm_params": {"model": f"openai/{m}", **base}} for m in (MODEL, SLOW_STREAM_MODEL)]
     config: dict[str, Any] = {"model_list": models, "general_settings": {"master_key": MASTER_KEY}}
     for section, values in (extra or {}).items():
         config.setdefault(section, {}).update(values)

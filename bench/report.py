@@ -22,6 +22,11 @@ def render_tables(data: dict[str, Any]) -> str:
     parts = []
     for i, s in enumerate(data["scenarios"], 1):
         parts.append(f"### {i}. `{s['name']}`: {s['title']}\n")
+        if sep := s.get("measured_separately"):
+            parts.append(
+                f"- Measured separately from the rest: `{sep['command']}` on {sep['started_at']}, {sep['rounds']} "
+                f"round(s), load average at start {sep['load_average_at_start']}."
+            )
         if s["status"] != "ok":
             parts.append(f"**Could not run:** {s['reason']}\n")
             for note in s["notes"]:

@@ -91,13 +91,42 @@ def _run_one(ctx: RunContext, name: str, title: str, runner: Any) -> ScenarioRes
 
 
 def save(data: dict[str, Any], complete: bool) -> Path:
-    """Every run keeps its own file; ``latest.json`` (what --report-only renders) only for complete runs."""
+    """Every run keeps its own file; ``latest.json`` (what --report-only renders) only for complete runs (an
+    ``--only`` run is merged into it by ``merge_into_latest``)."""
     path = RESULTS_DIR / f"results-{data['started']}.json"
     text = json.dumps(data, indent=1, default=str)
     path.write_text(text)
     if complete:
         (RESULTS_DIR / "latest.json").write_text(text)
     return path
+
+
+def merge_into_latest(data: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
+    """Fold an ``--only`` run into ``latest.json``: its scenarios replace (or join, in report order) those of the
+    last complete run, so BENCHMARKS.md keeps every scenario. (merged data or None, why not merged)."""
+    path = RESULTS_DIR / "latest.json"
+    if not path.exists():
+        return None, "no bench/results/latest.json (no complete run yet)"
+    latest: dict[str, Any] = json.loads(path.read_text())
+    if latest["settings"]["quick"] != data["settings"]["quick"]:
+        modes = {True: "quick", False: "full"}
+        return (
+            None,
+            f"latest.json is a {modes[latest['settings']['quick']]} run, this one {modes[data['settings']['quick']]}",
+        )
+    separately = {
+        "command": data["command"],
+        "started_at": data["started_at"],
+        "rounds": data["settings"]["rounds"],
+        "load_average_at_start": data["machine"]["load_average_at_start"],
+    }
+    fresh = {s["name"]: {**s, "measured_separately": separately} for s in data["scenarios"]}
+    order = list(registry())
+    scenarios = [s for s in latest["scenarios"] if s["name"] not in fresh] + list(fresh.values())
+    scenarios.sort(key=lambda s: order.index(s["name"]) if s["name"] in order else len(order))
+    latest["scenarios"] = scenarios
+    path.write_text(json.dumps(latest, indent=1, default=str))
+    return latest, ""
 
 
 def load_latest() -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The seven scenarios of issue 5, in report order. Each is ``run(ctx, result)`` and may run alone."""
+"""The scenarios of issues 5 and 7 (proxy-scale), in report order. Each is ``run(ctx, result)``; any may run alone."""
 
 from __future__ import annotations
 
@@ -39,6 +39,7 @@ def registry() -> dict[str, tuple[str, Runner]]:
         footprint,
         hedging,
         proxy_latency,
+        proxy_scale,
         proxy_streams,
         proxy_throughput,
         sdk_batch,
@@ -52,5 +53,6 @@ def registry() -> dict[str, tuple[str, Runner]]:
         "proxy-throughput": ("Proxy: throughput, one worker, 50 connections", proxy_throughput.run),
         "proxy-latency": ("Proxy: added latency at concurrency 1", proxy_latency.run),
         "proxy-streams": ("Proxy: time to first token and many slow streams", proxy_streams.run),
+        "proxy-scale": ("Proxy: Redis-backed rpm/tpm limits and a second worker", proxy_scale.run),
         "footprint": ("Footprint: import time, startup, memory, per-call CPU", footprint.run),
     }

@@ -7,6 +7,7 @@ on shutdown. ``app_from_env`` is the import-string factory uvicorn workers use.
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 from collections.abc import AsyncIterator, Mapping
 
@@ -33,7 +34,7 @@ from llmplex.proxy.routes import (
 )
 from llmplex.proxy.routing import Router
 
-__all__ = ["CONFIG_ENV", "MODEL_ENV", "ProxyApp", "app_from_env", "create_app"]
+__all__ = ["CONFIG_ENV", "MODEL_ENV", "ProxyApp", "app_from_env", "create_app", "freeze_startup_objects"]
 
 # how the CLI hands its settings to uvicorn worker processes (each builds its own app)
 CONFIG_ENV = "LLMPLEX_PROXY_CONFIG"
@@ -97,13 +98,26 @@ def create_app(config: ProxyConfig) -> ProxyApp:
     return ProxyApp(app, ObservabilityMiddleware(app, metrics=state.metrics, routes=[r.path for r in routes]))
 
 
+def freeze_startup_objects() -> None:
+    """Move everything built at startup (modules, config, app) out of the garbage collector's reach.
+
+    They live as long as the process; without this every full collection rescans them, which shows
+    up as latency spikes of tens of milliseconds under load.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 def app_from_env(environ: Mapping[str, str] | None = None) -> ProxyApp:
     """The app described by ``LLMPLEX_PROXY_CONFIG`` (a config path) or ``LLMPLEX_PROXY_MODEL``."""
     env = os.environ if environ is None else environ
     path = env.get(CONFIG_ENV)
-    if path:
-        return create_app(load_config(path, environ=env))
     model = env.get(MODEL_ENV)
-    if model:
-        return create_app(single_model_config(model, environ=env))
-    raise RuntimeError(f"set {CONFIG_ENV} (a config file) or {MODEL_ENV} (a model name)")
+    if path:
+        app = create_app(load_config(path, environ=env))
+    elif model:
+        app = create_app(single_model_config(model, environ=env))
+    else:
+        raise RuntimeError(f"set {CONFIG_ENV} (a config file) or {MODEL_ENV} (a model name)")
+    freeze_startup_objects()  # each worker process, as the single-process CLI does
+    return app

@@ -138,7 +138,7 @@ def _is_loopback(host: str) -> bool:
 def _serve(args: argparse.Namespace, config: ProxyConfig, host: str, environ: dict[str, str]) -> None:
     import uvicorn
 
-    from llmplex.proxy.app import CONFIG_ENV, MODEL_ENV, create_app
+    from llmplex.proxy.app import CONFIG_ENV, MODEL_ENV, create_app, freeze_startup_objects
 
     options: dict[str, Any] = {
         "loop": "uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
@@ -155,6 +155,7 @@ def _serve(args: argparse.Namespace, config: ProxyConfig, host: str, environ: di
     where = f"http://{_url_host(host)}:{port}"
     if args.num_workers <= 1:
         server = uvicorn.Server(uvicorn.Config(create_app(config), host=host, port=port, **options))
+        freeze_startup_objects()
         _say(f"serving {', '.join(config.model_names())} on {where}")
         server.run(sockets=[sock])
         return
