@@ -157,6 +157,22 @@ def proxy_streams(raw: dict[str, Any]) -> list[str]:
     return [_cdf("proxy-ttft-cdf", "Time to first token on streams", raw["ttft_ms"], "time to first token (ms)")]
 
 
+def soak(raw: dict[str, Any]) -> list[str]:
+    curve = raw.get("curve", [])
+    if len(curve) < 2:
+        return []
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8, 3.8))
+    ax.plot([c["requests"] for c in curve], [c["rss_mb"] for c in curve], marker="o", color=COLORS["llmplex"])
+    ax.axvline(curve[1]["requests"], color="#7f7f7f", linestyle="--", linewidth=1, label="end of warm-up")
+    ax.set_xlabel("requests served")
+    ax.set_ylabel("RSS (MiB)")
+    ax.set_title("llmplex proxy, one worker: RSS of the process group")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return [_save(fig, "soak-rss")]
+
+
 MAKERS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "sdk-batch": sdk_batch,
     "hedging": hedging,
@@ -164,6 +180,7 @@ MAKERS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "proxy-latency": proxy_latency,
     "proxy-streams": proxy_streams,
     "footprint": footprint,
+    "soak": soak,
 }
 
 

@@ -1,4 +1,4 @@
-"""The scenarios of issues 5 and 7 (proxy-scale), in report order. Each is ``run(ctx, result)``; any may run alone."""
+"""The scenarios of issues 5, 6 (soak) and 7 (proxy-scale), in report order. Each is ``run(ctx, result)``."""
 
 from __future__ import annotations
 
@@ -44,6 +44,7 @@ def registry() -> dict[str, tuple[str, Runner]]:
         proxy_throughput,
         sdk_batch,
         sdk_race,
+        soak,
     )
 
     return {
@@ -54,5 +55,6 @@ def registry() -> dict[str, tuple[str, Runner]]:
         "proxy-latency": ("Proxy: added latency at concurrency 1", proxy_latency.run),
         "proxy-streams": ("Proxy: time to first token and many slow streams", proxy_streams.run),
         "proxy-scale": ("Proxy: Redis-backed rpm/tpm limits and a second worker", proxy_scale.run),
+        "soak": ("Soak: RSS over 100,000 requests, mixed faulted load (llmplex only)", soak.run),
         "footprint": ("Footprint: import time, startup, memory, per-call CPU", footprint.run),
     }
