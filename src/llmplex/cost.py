@@ -11,7 +11,7 @@ from typing import Any
 
 from llmplex.types import ModelResponse
 
-__all__ = ["HiddenParams", "completion_cost"]
+__all__ = ["HiddenParams", "completion_cost", "load_price_table"]
 
 # our provider keys -> genai-prices provider ids, where they differ
 _PROVIDER_IDS: dict[str, str] = {
@@ -43,6 +43,12 @@ def completion_cost(
     if not model:
         return 0.0
     return price(model, custom_llm_provider, prompt_tokens or 0, completion_tokens or 0)
+
+
+def load_price_table() -> None:
+    """Import the price table now (~0.25 s), e.g. in a worker thread at server start, so that the first
+    cost lookup does not stall an event loop."""
+    import genai_prices  # noqa: F401
 
 
 def price(model: str, provider: str | None, prompt_tokens: int, completion_tokens: int) -> float:

@@ -6,6 +6,7 @@ on shutdown. ``app_from_env`` is the import-string factory uvicorn workers use.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import os
@@ -18,6 +19,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from llmplex import AsyncClient
+from llmplex.cost import load_price_table
 from llmplex.proxy.access_log import ObservabilityMiddleware
 from llmplex.proxy.auth import Authenticator
 from llmplex.proxy.config import ProxyConfig, load_config, single_model_config
@@ -73,6 +75,8 @@ def create_app(config: ProxyConfig) -> ProxyApp:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         state.client = AsyncClient(config.client_config())
+        # the price table takes ~0.25 s to import: in a thread, not on the loop at the first priced answer
+        prices = asyncio.get_running_loop().run_in_executor(None, load_price_table)
         await state.router.start()  # the shared (Redis) router state connects here, in the serving loop
         try:
             yield
@@ -80,6 +84,7 @@ def create_app(config: ProxyConfig) -> ProxyApp:
             client, state.client = state.client, None
             await client.aclose()
             await state.router.aclose()
+            await prices  # a thread cannot be cancelled; it finished long ago in any real run
 
     routes = [
         Route("/chat/completions", chat_completions, methods=["POST"]),

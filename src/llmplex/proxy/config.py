@@ -22,6 +22,7 @@ from llmplex.config import ClientConfig
 from llmplex.exceptions import ConfigError, UnknownModelError
 from llmplex.providers import resolve_model
 from llmplex.proxy.config_checks import Checker
+from llmplex.proxy.redis_settings import OWN_SECTION, RedisSettings, redis_settings
 from llmplex.proxy.yaml_source import SourceDoc, join, parse_yaml
 
 __all__ = [
@@ -42,7 +43,7 @@ ROUTING_STRATEGIES = frozenset(
 )
 
 _TOP = frozenset({"model_list", "litellm_settings", "router_settings", "general_settings", "environment_variables"})
-_OWN_SECTION = "llmplex_settings"  # llmplex's own extensions live here so LiteLLM configs need no change
+_OWN_SECTION = OWN_SECTION
 _REDIS_OWN = ("redis_failure_mode", "redis_key_prefix", "redis_timeout_seconds")
 _OWN_KEYS = frozenset(
     {
@@ -116,22 +117,6 @@ class RouterSettings:
     model_group_alias: Mapping[str, str] = field(default_factory=dict)
     hidden_aliases: frozenset[str] = frozenset()
     rate_limit_window: float = 60.0  # rpm/tpm window in seconds (llmplex_settings.rate_limit_window_seconds)
-
-
-@dataclass(frozen=True, slots=True)
-class RedisSettings:
-    """Shared router state for several workers/replicas: LiteLLM's redis_* settings plus llmplex's own."""
-
-    url: str | None = None  # redis_url / REDIS_URL; wins over host/port/password
-    host: str = "localhost"
-    port: int = 6379
-    password: str | None = None
-    key_prefix: str = "llmplex"
-    failure_mode: str = "open"  # "open": serve on local state while Redis is down; "closed": refuse limited calls
-    timeout: float = 0.1  # socket timeout in seconds: a slow Redis must never stall requests
-
-    def __repr__(self) -> str:  # never print the password (it may also sit inside the url)
-        return f"RedisSettings({'url' if self.url else f'{self.host}:{self.port}'}, prefix={self.key_prefix!r})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,7 +225,7 @@ def build_config(doc: SourceDoc, environ: Mapping[str, str] | None) -> ProxyConf
         request_body_timeout=check.optional(own, f"{_OWN_SECTION}.request_body_timeout_seconds", float, minimum=0.001)
         or DEFAULT_BODY_TIMEOUT,
         start_emulator=bool(check.optional(own, f"{_OWN_SECTION}.start_emulator", bool)),
-        redis=_redis(check, router_raw, own, env),
+        redis=redis_settings(check, router_raw, own, env),
         warnings=tuple(check.warnings()),
     )
 
@@ -380,33 +365,3 @@ def _fallbacks(check: Checker, raw: Any, path: str, names: set[str]) -> dict[str
                     raise check.doc.error(where, f"{name!r} is not a model_name in model_list")
             result[str(group)] = tuple(targets)
     return result
-
-
-def _redis(
-    check: Checker, router: Mapping[str, Any], own: Mapping[str, Any], env: Mapping[str, str]
-) -> RedisSettings | None:
-    """router_settings.redis_* first, then REDIS_URL / REDIS_HOST / REDIS_PORT / REDIS_PASSWORD, as LiteLLM."""
-    url = check.optional(router, "router_settings.redis_url", str)
-    host = check.optional(router, "router_settings.redis_host", str)
-    if not (url or host):
-        url, host = env.get("REDIS_URL") or None, env.get("REDIS_HOST") or None
-    if not (url or host):
-        return None
-    port = check.optional(router, "router_settings.redis_port", int, minimum=1)
-    if port is None and (env_port := env.get("REDIS_PORT", "").strip()):
-        if not env_port.isdigit():
-            raise ConfigError(f"REDIS_PORT must be a port number, got {env_port[:20]!r}")
-        port = int(env_port)
-    mode = check.optional(own, f"{_OWN_SECTION}.redis_failure_mode", str) or "open"
-    if mode not in ("open", "closed"):
-        raise check.doc.error(f"{_OWN_SECTION}.redis_failure_mode", f"must be 'open' or 'closed', got {mode!r}")
-    timeout = check.optional(own, f"{_OWN_SECTION}.redis_timeout_seconds", float, minimum=0.001)
-    return RedisSettings(
-        url=url,
-        host=host or "localhost",
-        port=port or 6379,
-        password=check.optional(router, "router_settings.redis_password", str) or env.get("REDIS_PASSWORD") or None,
-        key_prefix=check.optional(own, f"{_OWN_SECTION}.redis_key_prefix", str) or "llmplex",
-        failure_mode=mode,
-        timeout=timeout or 0.1,
-    )

@@ -1,0 +1,65 @@
+"""Redis settings for router state shared by several workers and replicas.
+
+LiteLLM's places and names (``router_settings.redis_host`` / ``redis_port`` / ``redis_password`` /
+``redis_url``, then the ``REDIS_*`` variables of the config's environment), plus llmplex's own
+``llmplex_settings.redis_*`` keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from llmplex.exceptions import ConfigError
+from llmplex.proxy.config_checks import Checker
+
+__all__ = ["OWN_SECTION", "RedisSettings", "redis_settings"]
+
+OWN_SECTION = "llmplex_settings"  # llmplex's own extensions live here so LiteLLM configs need no change
+
+
+@dataclass(frozen=True, slots=True)
+class RedisSettings:
+    """Shared router state for several workers/replicas: LiteLLM's redis_* settings plus llmplex's own."""
+
+    url: str | None = None  # redis_url / REDIS_URL; wins over host/port/password
+    host: str = "localhost"
+    port: int = 6379
+    password: str | None = None
+    key_prefix: str = "llmplex"
+    failure_mode: str = "open"  # "open": serve on local state while Redis is down; "closed": refuse limited calls
+    timeout: float = 0.1  # socket timeout in seconds: a slow Redis must never stall requests
+
+    def __repr__(self) -> str:  # never print the password (it may also sit inside the url)
+        return f"RedisSettings({'url' if self.url else f'{self.host}:{self.port}'}, prefix={self.key_prefix!r})"
+
+
+def redis_settings(
+    check: Checker, router: Mapping[str, Any], own: Mapping[str, Any], env: Mapping[str, str]
+) -> RedisSettings | None:
+    """router_settings.redis_* first, then REDIS_URL / REDIS_HOST / REDIS_PORT / REDIS_PASSWORD, as LiteLLM."""
+    url = check.optional(router, "router_settings.redis_url", str)
+    host = check.optional(router, "router_settings.redis_host", str)
+    if not (url or host):
+        url, host = env.get("REDIS_URL") or None, env.get("REDIS_HOST") or None
+    if not (url or host):
+        return None
+    port = check.optional(router, "router_settings.redis_port", int, minimum=1)
+    if port is None and (env_port := env.get("REDIS_PORT", "").strip()):
+        if not env_port.isdigit():
+            raise ConfigError(f"REDIS_PORT must be a port number, got {env_port[:20]!r}")
+        port = int(env_port)
+    mode = check.optional(own, f"{OWN_SECTION}.redis_failure_mode", str) or "open"
+    if mode not in ("open", "closed"):
+        raise check.doc.error(f"{OWN_SECTION}.redis_failure_mode", f"must be 'open' or 'closed', got {mode!r}")
+    timeout = check.optional(own, f"{OWN_SECTION}.redis_timeout_seconds", float, minimum=0.001)
+    return RedisSettings(
+        url=url,
+        host=host or "localhost",
+        port=port or 6379,
+        password=check.optional(router, "router_settings.redis_password", str) or env.get("REDIS_PASSWORD") or None,
+        key_prefix=check.optional(own, f"{OWN_SECTION}.redis_key_prefix", str) or "llmplex",
+        failure_mode=mode,
+        timeout=timeout or 0.1,
+    )
