@@ -11,6 +11,7 @@ pytest_plugins = [
     "tests.fixtures_emulator",
     "tests.fixtures_real_llm",
     "tests.fixtures_proxy",
+    "tests.fixtures_sdk",
 ]
 
 _SECRET_SUFFIXES = ("_API_KEY", "_API_BASE", "_BASE_URL", "_API_VERSION")

@@ -16,14 +16,7 @@ from llmplex import Client
 from llmplex._sync import SyncStream
 from llmplex.exceptions import AllModelsFailedError, BadRequestError, RateLimitError
 from llmplex.types import ModelResponse
-
-
-def conv(text: str) -> list[dict[str, Any]]:
-    return [{"role": "user", "content": text}]
-
-
-def prompts(n: int) -> list[list[dict[str, Any]]]:
-    return [conv(f"p{i}") for i in range(n)]
+from tests.batch_support import conv, prompts
 
 
 @pytest.fixture
@@ -31,11 +24,6 @@ def client(emulator: Any) -> Iterator[Client]:
     emulator.reset()
     with Client(num_retries=0) as c:
         yield c
-
-
-@pytest.fixture
-def up(emulator: Any) -> dict[str, Any]:
-    return {"api_base": emulator.openai_base, "api_key": "test"}
 
 
 def wait_stats(emulator: Any, key: str, value: int, timeout: float = 2.0) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import time
 import timeit
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -21,31 +20,7 @@ from llmplex._latency import (
 )
 from llmplex._streaming import CompletionStream
 from llmplex.exceptions import BadRequestError
-
-
-def conv(text: str) -> list[dict[str, Any]]:
-    return [{"role": "user", "content": text}]
-
-
-@pytest.fixture
-async def client(emulator: Any) -> AsyncIterator[AsyncClient]:
-    await emulator.areset()
-    async with AsyncClient(num_retries=0) as c:
-        yield c
-
-
-@pytest.fixture
-def up(emulator: Any) -> dict[str, Any]:
-    return {"api_base": emulator.openai_base, "api_key": "test"}
-
-
-async def wait_stats(emulator: Any, key: str, value: int, timeout: float = 2.0) -> None:
-    deadline = time.perf_counter() + timeout
-    while (stats := await emulator.astats())[key] < value:
-        if time.perf_counter() > deadline:
-            raise AssertionError(f"{key} stayed below {value}: {stats}")
-        await asyncio.sleep(0.01)
-
+from tests.batch_support import conv, wait_stats
 
 # --- the tracker ------------------------------------------------------------------------------------
 
