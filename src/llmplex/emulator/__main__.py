@@ -11,7 +11,7 @@ import asyncio
 import signal
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import FrameType
 
 import uvicorn
@@ -29,10 +29,18 @@ def _parser() -> argparse.ArgumentParser:
     description = "Serve the llmplex provider emulator (OpenAI, Azure, Anthropic, Cohere v2 and Gemini wire formats)."
     parser = argparse.ArgumentParser(prog="llmplex-emulator", description=description)
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=9000, help="0 picks a free port (printed on the READY line)")
-    parser.add_argument("--latency-ms", type=int, default=0, help="default delay before every answer")
-    parser.add_argument("--chunks", type=int, default=5, help="default number of content chunks per stream")
-    parser.add_argument("--chunk-delay-ms", type=int, default=0, help="default pause between stream chunks")
+    parser.add_argument(
+        "--port", type=_bounded(0, 65535), default=9000, help="0 picks a free port (printed on the READY line)"
+    )
+    parser.add_argument(
+        "--latency-ms", type=_bounded(0, 3_600_000), default=0, help="default delay before every answer"
+    )
+    parser.add_argument(
+        "--chunks", type=_bounded(1, 100_000), default=5, help="default number of content chunks per stream"
+    )
+    parser.add_argument(
+        "--chunk-delay-ms", type=_bounded(0, 3_600_000), default=0, help="default pause between stream chunks"
+    )
     return parser
 
 
@@ -63,6 +71,21 @@ async def _serve(server: uvicorn.Server, sock: socket.socket) -> int:
     sys.stdout.flush()
     await task
     return 0
+
+
+def _bounded(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: an integer in ``[low, high]``, else a clear usage error (not a traceback)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be between {low} and {high}, got {value}")
+        return value
+
+    return parse
 
 
 def main(argv: Sequence[str] | None = None) -> int:
