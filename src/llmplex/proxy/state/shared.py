@@ -47,6 +47,7 @@ _STALE_MS = 3000  # an instance that has not synced for this long is gone (its i
 _MAX_CONNECTIONS = 64
 _MAX_BATCH = 256  # admits per EVALSHA: keeps one script run short (Redis is single-threaded)
 _FAILURES = (RedisError, OSError, asyncio.TimeoutError)
+_CLOSE_TIMEOUT = 2.0  # seconds close() may take at most
 
 
 class _Shared:
@@ -138,24 +139,26 @@ class RedisState(RouterState):
         self._sync_task = asyncio.create_task(self._sync_forever(), name="llmplex-redis-sync")
 
     async def close(self) -> None:
-        for task in (self._sync_task, self._flusher):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        # bounded: a Redis call stuck in the client library must never hang a shutdown
+        tasks = [task for task in (self._sync_task, self._flusher) if task is not None]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=_CLOSE_TIMEOUT)
         self._sync_task = None
         client, self._client = self._client, None
         if client is None:
             return
-        if self._healthy:
-            with contextlib.suppress(*_FAILURES):  # leave no in-flight count behind; best effort
-                async with client.pipeline(transaction=False) as pipe:
-                    for deployment in self.deployments:
-                        pipe.hdel(f"{self._base(deployment)}:inflight", self.instance)
-                    await pipe.execute()
-        await client.aclose()
-        if self._pool is not None:
-            await self._pool.aclose()
+        with contextlib.suppress(*_FAILURES, TimeoutError):
+            async with asyncio.timeout(_CLOSE_TIMEOUT):
+                if self._healthy:  # leave no in-flight count behind; best effort
+                    async with client.pipeline(transaction=False) as pipe:
+                        for deployment in self.deployments:
+                            pipe.hdel(f"{self._base(deployment)}:inflight", self.instance)
+                        await pipe.execute()
+                await client.aclose()
+                if self._pool is not None:
+                    await self._pool.aclose()
 
     # hot path
 
