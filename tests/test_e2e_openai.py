@@ -4,6 +4,8 @@ The openai SDK reads the same responses as a reference client, never as part of 
 
 from __future__ import annotations
 
+import gc
+import weakref
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -131,3 +133,21 @@ def test_environment_key_and_base(emulator: Any) -> None:
     with llmplex.Client(ClientConfig.from_env(env)) as c:
         response = c.completion("gpt-4o", MESSAGES)
     assert isinstance(response, ModelResponse)
+
+
+async def test_cost_is_priced_lazily_and_the_response_is_not_a_cycle(client: AsyncClient, emulator: Any) -> None:
+    """The lazy cost needs no reference back to the response: a dropped response is freed at once by
+    reference counting, not left for the cyclic garbage collector (which costs every batch dearly)."""
+    response = await complete(client, emulator, "gpt-4o-mini")
+    cost = response.hidden_params["response_cost"]
+    assert cost > 0
+    assert llmplex.completion_cost(response) == pytest.approx(cost)
+
+    gc.disable()
+    try:
+        fresh = await complete(client, emulator, "gpt-4o-mini")
+        alive = weakref.ref(fresh)
+        del fresh
+        assert alive() is None
+    finally:
+        gc.enable()

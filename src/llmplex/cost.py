@@ -73,16 +73,27 @@ def price(model: str, provider: str | None, prompt_tokens: int, completion_token
 
 
 class HiddenParams(dict[str, Any]):
-    """The response's hidden params; ``response_cost`` is computed on first access."""
+    """The response's hidden params; ``response_cost`` is computed on first access.
 
-    __slots__ = ("_response",)
+    ``bind`` keeps what the cost needs (usage, model), not the response: a response -> hidden
+    params -> response cycle would leave every response for the cyclic garbage collector to free.
+    """
+
+    __slots__ = ("_model", "_usage")
 
     def bind(self, response: ModelResponse) -> None:
-        self._response = response
+        self._usage = response.usage
+        self._model = response.model
 
     def __missing__(self, key: str) -> Any:
-        if key == "response_cost" and getattr(self, "_response", None) is not None:
-            value = completion_cost(self._response)
+        if key == "response_cost" and hasattr(self, "_usage"):
+            usage = self._usage
+            value = completion_cost(
+                model=self.get("model") or self._model,
+                custom_llm_provider=self.get("custom_llm_provider"),
+                prompt_tokens=usage.prompt_tokens if usage else 0,
+                completion_tokens=usage.completion_tokens if usage else 0,
+            )
             self[key] = value
             return value
         raise KeyError(key)
