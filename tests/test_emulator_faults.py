@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -157,3 +158,40 @@ def test_cli_settings_and_clean_sigterm_exit() -> None:
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=10)
     assert process.returncode == 0, stderr
+
+
+def test_cli_keep_alive_closes_idle_connections_after_the_set_time() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "llmplex.emulator", "--port", "0", "--keep-alive", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        host, port = read_ready_line(process).removeprefix("http://").split(":")
+        body = json.dumps({"model": "m", "messages": USER}).encode()
+        request = (
+            f"POST /v1/chat/completions HTTP/1.1\r\nhost: {host}\r\nauthorization: Bearer k\r\n"
+            f"content-type: application/json\r\ncontent-length: {len(body)}\r\n\r\n"
+        ).encode() + body
+        with socket.create_connection((host, int(port)), timeout=5) as conn:
+            conn.sendall(request)
+            assert conn.recv(65536).startswith(b"HTTP/1.1 200")
+            idle_from = time.monotonic()
+            time.sleep(0.3)
+            conn.settimeout(0.01)
+            with pytest.raises(TimeoutError):  # still open: idle for less than the keep-alive
+                conn.recv(1)
+            conn.settimeout(5)
+            assert conn.recv(1) == b""  # the server closed it
+            assert 0.3 <= time.monotonic() - idle_from < 4.0
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=10)
+
+
+def test_cli_rejects_a_keep_alive_out_of_range() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "llmplex.emulator", "--keep-alive", "0"], capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 2 and "--keep-alive" in done.stderr and "Traceback" not in done.stderr
