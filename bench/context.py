@@ -24,6 +24,7 @@ REPO = Path(__file__).resolve().parent.parent
 RESULTS_DIR = REPO / "bench" / "results"
 LOAD_CORE = 0  # upstream, load generator and the harness itself
 SUT_CORE = 1  # the system under test (an SDK worker or a proxy)
+UPSTREAM_KEEP_ALIVE_S = 600
 
 
 class NotAvailable(Exception):
@@ -164,8 +165,21 @@ class RunContext:
             or not (REPO / "src" / "llmplex" / "emulator" / "__main__.py").exists()
         ):
             raise NotAvailable("the llmplex emulator (llmplex.emulator) is not available yet")
-        self.notes["upstream"] = "`python -m llmplex.emulator --host 127.0.0.1 --port 0`"
-        return [self.python, "-m", "llmplex.emulator", "--host", "127.0.0.1", "--port", "0"]
+        # idle connections stay open for the whole run, as a provider's do between a client's bursts: with
+        # uvicorn's 5 s default, a side that waited through another side's turn would reconnect and the
+        # warm-up that opened its connections would not hold
+        cmd = [
+            "-m",
+            "llmplex.emulator",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--keep-alive",
+            str(UPSTREAM_KEEP_ALIVE_S),
+        ]
+        self.notes["upstream"] = f"`python {' '.join(cmd)}`"
+        return [self.python, *cmd]
 
     # --- tools ----------------------------------------------------------------------------------------
     def litellm_python(self) -> Path:

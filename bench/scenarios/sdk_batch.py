@@ -38,6 +38,9 @@ def run(ctx: RunContext, result: ScenarioResult) -> None:
             for n in s.batch_sizes:
                 for side in rotated(list(workers), r):
                     ctx.log(f"sdk-batch round {r + 1}/{s.rounds}: {side} n={n}")
+                    # re-warm right before: an idle pool (another side's turn can take a minute) outlives
+                    # the client's keep-alive, and reconnecting is not what this scenario measures
+                    workers[side].call("batch", {"n": min(n, s.batch_concurrency), **common})
                     out = workers[side].call("batch", {"n": n, **common})
                     runs[side][n].append(out)
     finally:
@@ -47,8 +50,9 @@ def run(ctx: RunContext, result: ScenarioResult) -> None:
         f"Upstream model `{MODEL}` (100 ms per request) on core 0; each side in its own process on core 1. "
         f"llmplex `abatch_completion(max_concurrency={s.batch_concurrency})`, LiteLLM "
         f"`batch_completion(max_workers={s.batch_concurrency})`, ceiling: asyncio.gather over aiohttp with a "
-        f"semaphore of {s.batch_concurrency}. A {s.batch_warmup}-prompt warm-up batch per side (it opens the "
-        "connections) is excluded. "
+        f"semaphore of {s.batch_concurrency}. A {s.batch_warmup}-prompt warm-up batch per side, and right before "
+        "every measured batch one of min(n, concurrency) prompts (so each side starts with warm connections, "
+        "whatever it idled through), are excluded. "
         "LiteLLM runs with its SDK defaults (no callbacks configured, its fastest documented setting). "
         f"{s.rounds} round(s), sides alternating; median (min..max)."
     )
