@@ -144,3 +144,29 @@ def test_setitem() -> None:
     response = ModelResponse.build(model="m", content="x")
     response["model"] = "other"
     assert response.model == "other"
+
+
+def test_stream_chunk_wire_bytes_relay_the_upstream_json_as_sent() -> None:
+    data = '{"id":"c1", "object":"chat.completion.chunk","created":1,"model":"m","x_vendor":7,"choices":[]}'
+    chunk = ModelResponseStream.from_wire(orjson.loads(data), data)
+    assert chunk.wire_bytes() == data.encode()  # byte for byte, spacing and vendor fields included
+    assert orjson.loads(chunk.json_bytes()) == orjson.loads(data)
+    # a data field that spanned several lines cannot go out as one data line: serialised instead
+    multi = data.replace(', "object"', ',\n"object"')
+    assert ModelResponseStream.from_wire(orjson.loads(multi), multi).wire_bytes() == chunk.json_bytes()
+    # chunks built any other way have no wire form
+    assert ModelResponseStream.model_validate(orjson.loads(data)).wire_bytes() == chunk.json_bytes()
+
+
+def test_openai_stream_events_keep_their_wire_form() -> None:
+    from llmplex._sse import SSEDecoder
+    from llmplex.providers import get_adapter
+    from llmplex.providers.base import StreamState
+
+    data = (
+        b'{"id":"c1","object":"chat.completion.chunk","created":1,"model":"m",'
+        b'"choices":[{"index":0,"delta":{"content":"hi"}}]}'
+    )
+    (event,) = SSEDecoder().feed(b"data: " + data + b"\n\n")
+    (chunk,) = get_adapter("openai").parse_event(event, StreamState("m"))
+    assert chunk.wire_bytes() == data and chunk.choices[0].delta.content == "hi"

@@ -190,6 +190,9 @@ class StreamingChoices(OpenAIObject):
 
 
 class ModelResponseStream(_HasHiddenParams):
+    # the upstream's own JSON for this chunk, when an OpenAI-compatible stream sent it in one data line
+    _wire: str | None = PrivateAttr(default=None)
+
     id: str
     object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
     created: int
@@ -198,6 +201,23 @@ class ModelResponseStream(_HasHiddenParams):
     system_fingerprint: str | None = None
     choices: list[StreamingChoices]
     usage: Usage | None = None
+
+    @classmethod
+    def from_wire(cls, obj: dict[str, Any], data: str) -> ModelResponseStream:
+        """Validate ``obj``, the parsed form of ``data``; ``wire_bytes()`` then relays ``data`` itself."""
+        chunk = cls.model_validate(obj)
+        if "\n" not in data:  # a multi-line data field cannot be relayed as one data line
+            private = chunk.__pydantic_private__
+            if private is not None:
+                private["_wire"] = data
+        return chunk
+
+    def wire_bytes(self) -> bytes:
+        """What the proxy sends: the upstream's own bytes when this chunk came from an OpenAI-compatible
+        stream (no re-serialising per chunk), else ``json_bytes()``. Only for chunks not modified since."""
+        private = self.__pydantic_private__  # directly: pydantic's private-attribute lookup costs a microsecond
+        wire = private.get("_wire") if private else None
+        return wire.encode() if wire is not None else self.json_bytes()
 
     def has_content(self) -> bool:
         """True when this chunk carries output (text or a tool call), not just role or usage."""

@@ -77,7 +77,7 @@ class OpenAIAdapter(ProviderAdapter):
             raise StreamError(details.message, provider=self.name, body=obj, code=details.code, type=details.type)
         if not obj.get("choices") and not obj.get("usage"):
             return []  # e.g. Azure's content-filter preamble chunk
-        return [ModelResponseStream.model_validate(obj)]
+        return [ModelResponseStream.from_wire(obj, data)]
 
 
 @dataclass(frozen=True, slots=True)

@@ -76,7 +76,7 @@ class EventStreamResponse:
                     if record is not None:
                         for chunk in chunks:
                             _observe(record, chunk)
-                    body = b"".join([encode_data(chunk.json_bytes()) for chunk in chunks])
+                    body = b"".join([encode_data(chunk.wire_bytes()) for chunk in chunks])
                     await send({"type": "http.response.body", "body": body, "more_body": True})
         except Exception as exc:
             tail = error_event(exc)
