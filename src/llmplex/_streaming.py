@@ -13,6 +13,7 @@ from collections import deque
 from types import TracebackType
 from typing import Any
 
+from llmplex._deadline import ReadDeadline
 from llmplex._sse import SSEDecoder
 from llmplex._transport import RawStream
 from llmplex.exceptions import APIError, StreamError, Timeout
@@ -46,6 +47,7 @@ class CompletionStream:
         self._first_token_timeout = first_token_timeout
         self._idle_timeout = idle_timeout
         self._got_chunk = False
+        self._deadline = ReadDeadline()  # first-token, then idle timeout on every read
         self._ended = False
         self._error: BaseException | None = None
         self.provider = adapter.name
@@ -101,8 +103,7 @@ class CompletionStream:
         """Read once from the body; a failure is recorded in ``_error`` and raised by the reader."""
         timeout = self._idle_timeout if self._got_chunk else self._first_token_timeout
         try:
-            async with asyncio.timeout(timeout):
-                data = await self._raw.read_chunk()
+            data = await self._deadline.run(self._raw.read_chunk(), timeout)
         except TimeoutError:
             what = "idle" if self._got_chunk else "first-token"
             self._fail(Timeout(f"stream {what} timeout ({timeout:g}s) exceeded"))
@@ -120,6 +121,7 @@ class CompletionStream:
         if not self._state.finished and self._error is None:
             self._fail(StreamError("stream ended before the provider's end-of-stream event (truncated)"))
         self._ended = True
+        self._deadline.cancel()
 
     def _parse(self, events: list[Any]) -> None:
         for event in events:
@@ -135,6 +137,7 @@ class CompletionStream:
                 self._pending.extend(chunks)
         if self._state.finished and not self._ended:
             self._ended = True
+            self._deadline.cancel()
             # the terminal event arrived: drain what is left so the connection can be reused
             if not self._raw.release_if_received():
                 self._schedule_drain()
@@ -165,6 +168,7 @@ class CompletionStream:
 
     def _release(self) -> None:
         self._ended = True
+        self._deadline.cancel()
         self._raw.close()
 
     def close(self) -> None:
