@@ -110,3 +110,17 @@ async def _sleep(seconds: float) -> None:
     import asyncio
 
     await asyncio.sleep(seconds)
+
+
+def test_server_processes_freeze_startup_objects_and_make_full_collections_rare() -> None:
+    """In a fresh interpreter (it changes process-wide GC settings): what the CLI and each worker run."""
+    code = (
+        "import gc\n"
+        "from llmplex.proxy.app import GC_THRESHOLDS, freeze_startup_objects\n"
+        "assert gc.get_threshold() == (700, 10, 10)\n"
+        "freeze_startup_objects()\n"
+        "assert gc.get_freeze_count() > 10_000, gc.get_freeze_count()\n"
+        "assert gc.get_threshold() == GC_THRESHOLDS and GC_THRESHOLDS[2] > 10\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr

@@ -114,10 +114,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         timeout_graceful_shutdown=0.5,  # type: ignore[arg-type]  # stalled streams never finish on their own
     )
     server = uvicorn.Server(config)
-    # modules and the app live as long as the process: keep full collections from rescanning them
-    # (a pause in the upstream would show up as a stall in whatever is being measured against it)
+    # modules and the app live as long as the process: keep full collections from rescanning them, and
+    # run them rarely (a 500-stream load makes each one a pause of tens of milliseconds; an upstream
+    # pause would show up as a stall in whatever is measured against it)
     gc.collect()
     gc.freeze()
+    gc.set_threshold(700, 10, 1000)
 
     def stop(signum: int, frame: FrameType | None) -> None:
         # uvicorn swaps in its own handlers while serving and re-raises the signal afterwards;
