@@ -5,6 +5,7 @@ many concurrent slow streams; and the fallback closed-loop load generator. aioht
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 import time
 from collections.abc import Coroutine
@@ -94,14 +95,21 @@ async def slow_streams(
         await asyncio.sleep(ramp * i / streams)
         return await first_token(session, url, body, headers)
 
-    async with _session(streams + 10) as session:
-        t0 = time.perf_counter()
-        tasks = [asyncio.ensure_future(staggered(i)) for i in range(streams)]
-        done, pending = await asyncio.wait(tasks, timeout=timeout)
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
-        wall = time.perf_counter() - t0
+    # the client is the measuring instrument: a garbage-collection pause in it would show up as a gap in
+    # every stream, whichever target it measures (a few seconds of allocations fit in memory easily)
+    gc.collect()
+    gc.disable()
+    try:
+        async with _session(streams + 10) as session:
+            t0 = time.perf_counter()
+            tasks = [asyncio.ensure_future(staggered(i)) for i in range(streams)]
+            done, pending = await asyncio.wait(tasks, timeout=timeout)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            wall = time.perf_counter() - t0
+    finally:
+        gc.enable()
     gaps: list[float] = []
     completed = errors = 0
     for task in done:
