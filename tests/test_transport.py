@@ -8,6 +8,7 @@ import socket
 import time
 from typing import Any
 
+import orjson
 import pytest
 
 from llmplex import (
@@ -78,6 +79,22 @@ async def test_request_shape_on_the_wire() -> None:
     assert req.headers["content-type"] == "application/json"
     assert req.json() == {"model": "m", "messages": MESSAGES, "temperature": 0}
     assert response.hidden_params["api_base"] == up.openai_base
+
+
+async def test_an_openai_compatible_body_keeps_its_wire_form() -> None:
+    """The proxy relays what the provider sent byte for byte (spacing, key order, vendor fields)."""
+    body = orjson.dumps(completion_body("hello"), option=orjson.OPT_INDENT_2)[:-1] + b', "x_vendor": {"a": 1}}'
+
+    async def handler(req: Received, conn: Conn) -> None:
+        await conn.respond(200, body)
+
+    async with serve(handler) as up:
+        response = await call(up)
+    assert isinstance(response, ModelResponse)
+    assert response.wire_bytes() == body
+    assert orjson.loads(response.json_bytes()) == orjson.loads(body)
+    mocked = await client().completion("openai/m", MESSAGES, mock_response="hi")
+    assert isinstance(mocked, ModelResponse) and mocked.wire_bytes() == mocked.json_bytes()
 
 
 @pytest.mark.parametrize(

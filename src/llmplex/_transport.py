@@ -150,8 +150,8 @@ class Transport:
 
     async def request_json(
         self, request: HTTPRequest, adapter: ProviderAdapter, model: str, *, timeout: float, num_retries: int
-    ) -> Any:
-        """Send with retries inside one overall ``timeout``; return the parsed JSON body."""
+    ) -> tuple[bytes, Any]:
+        """Send with retries inside one overall ``timeout``; return the body as received and parsed."""
         deadline = time.monotonic() + timeout
         attempt = 0
         try:
@@ -209,7 +209,7 @@ class Transport:
                 f"cannot reach {_origin(request.url)}: {_describe(exc)}", provider=adapter.name, model=model
             ) from None
 
-    async def _send_json(self, request: HTTPRequest, adapter: ProviderAdapter, model: str) -> Any:
+    async def _send_json(self, request: HTTPRequest, adapter: ProviderAdapter, model: str) -> tuple[bytes, Any]:
         import aiohttp
 
         resp = await self._send(request, adapter, model)
@@ -227,7 +227,7 @@ class Transport:
         if resp.status >= 400:
             raise status_error(resp.status, raw, resp.headers, adapter, model)
         try:
-            return orjson.loads(raw)
+            return raw, orjson.loads(raw)
         except orjson.JSONDecodeError:
             raise StreamError(
                 f"malformed JSON body from {adapter.name} (HTTP {resp.status}): {raw[:200]!r}",

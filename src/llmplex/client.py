@@ -58,10 +58,12 @@ class AsyncClient:
         adapter = call.adapter
         http = adapter.build_request(call.request, call.endpoint)
         started = time.perf_counter()
-        body = await self._transport.request_json(
+        raw, body = await self._transport.request_json(
             http, adapter, call.request.model, timeout=call.timeout, num_retries=call.num_retries
         )
         response = adapter.parse_response(body, call.request)
+        if adapter.relays_wire:
+            response._keep_wire(raw)
         hidden = HiddenParams(call.hidden)
         hidden["api_base"] = call.endpoint.base_url
         elapsed_ms = (time.perf_counter() - started) * 1000.0

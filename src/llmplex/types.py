@@ -117,6 +117,22 @@ class Usage(OpenAIObject):
 
 class _HasHiddenParams(OpenAIObject):
     _hidden_params: dict[str, Any] = PrivateAttr(default_factory=dict)
+    # the upstream's own JSON for this object, when an OpenAI-compatible provider sent it as is
+    _wire: str | bytes | None = PrivateAttr(default=None)
+
+    def _keep_wire(self, wire: str | bytes) -> None:
+        private = self.__pydantic_private__  # directly: pydantic's private-attribute access costs a microsecond
+        if private is not None:
+            private["_wire"] = wire
+
+    def wire_bytes(self) -> bytes:
+        """What the proxy sends: the upstream's own bytes when this came from an OpenAI-compatible provider
+        (no re-serialising), else ``json_bytes()``. Only for objects not modified since they were parsed."""
+        private = self.__pydantic_private__
+        wire = private.get("_wire") if private else None
+        if wire is None:
+            return self.json_bytes()
+        return wire if isinstance(wire, bytes) else wire.encode()
 
     @property
     def hidden_params(self) -> dict[str, Any]:
@@ -190,9 +206,6 @@ class StreamingChoices(OpenAIObject):
 
 
 class ModelResponseStream(_HasHiddenParams):
-    # the upstream's own JSON for this chunk, when an OpenAI-compatible stream sent it in one data line
-    _wire: str | None = PrivateAttr(default=None)
-
     id: str
     object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
     created: int
@@ -207,17 +220,8 @@ class ModelResponseStream(_HasHiddenParams):
         """Validate ``obj``, the parsed form of ``data``; ``wire_bytes()`` then relays ``data`` itself."""
         chunk = cls.model_validate(obj)
         if "\n" not in data:  # a multi-line data field cannot be relayed as one data line
-            private = chunk.__pydantic_private__
-            if private is not None:
-                private["_wire"] = data
+            chunk._keep_wire(data)
         return chunk
-
-    def wire_bytes(self) -> bytes:
-        """What the proxy sends: the upstream's own bytes when this chunk came from an OpenAI-compatible
-        stream (no re-serialising per chunk), else ``json_bytes()``. Only for chunks not modified since."""
-        private = self.__pydantic_private__  # directly: pydantic's private-attribute lookup costs a microsecond
-        wire = private.get("_wire") if private else None
-        return wire.encode() if wire is not None else self.json_bytes()
 
     def has_content(self) -> bool:
         """True when this chunk carries output (text or a tool call), not just role or usage."""

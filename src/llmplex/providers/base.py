@@ -131,6 +131,8 @@ class ProviderAdapter:
     requires_api_base: ClassVar[bool] = False
     supported_params: ClassVar[frozenset[str]] = OPENAI_PARAMS
     supports_streaming: ClassVar[bool] = True
+    # the provider's JSON body is already an OpenAI chat.completion: the proxy may relay its bytes as is
+    relays_wire: ClassVar[bool] = False
     supports_tools: ClassVar[bool] = True
 
     @property

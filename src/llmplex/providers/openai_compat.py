@@ -32,6 +32,7 @@ class OpenAIAdapter(ProviderAdapter):
     api_key_env: ClassVar[tuple[str, ...]] = ("OPENAI_API_KEY",)
     # params renamed on the way out, for servers that only know the older name
     renamed_params: ClassVar[dict[str, str]] = {}
+    relays_wire: ClassVar[bool] = True
 
     def chat_url(self, request: CompletionRequest, endpoint: Endpoint) -> str:
         return endpoint.base_url.rstrip("/") + "/chat/completions"

@@ -140,7 +140,7 @@ def _single(
         return EventStreamResponse(result, headers, record)
     if record is not None:
         record.response = result
-    return Response(result.json_bytes(), media_type=_JSON, headers=headers)
+    return Response(result.wire_bytes(), media_type=_JSON, headers=headers)
 
 
 def _route_headers(routed: Routed, label: str) -> dict[str, str]:
@@ -211,7 +211,7 @@ async def _all(
     parts: list[bytes] = []
     for result in results:
         if isinstance(result, Routed) and isinstance(result.result, ModelResponse):
-            parts.append(result.result.json_bytes())
+            parts.append(result.result.wire_bytes())
         else:
             parts.append(orjson.dumps(slot_error(result if isinstance(result, BaseException) else RuntimeError())))
     return Response(b"[" + b",".join(parts) + b"]", media_type=_JSON)
