@@ -12,7 +12,7 @@ import asyncio
 import math
 import random
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,7 +74,7 @@ class Router:
         samples = [ms for d in self._groups[group] for ms in self.state.latency_samples(d)]
         return auto_hedge_delay(samples, quantile)
 
-    async def completion(
+    def completion(
         self,
         client: AsyncClient,
         group: str,
@@ -82,7 +82,7 @@ class Router:
         options: Mapping[str, Any],
         *,
         cut_off_after: float | None = None,
-    ) -> Routed:
+    ) -> Awaitable[Routed]:
         """Call the group (with retries across its deployments), then its fallback groups in order.
 
         ``cut_off_after`` (seconds; a hedged race's primary): a call cancelled after running at least
@@ -90,13 +90,24 @@ class Router:
         Otherwise the statistics would only see the primary's fast answers, and an adaptive hedge
         delay would shrink with every race it loses.
         """
+        if not self.settings.fallbacks.get(group):  # the common case, without a coroutine layer for fallbacks
+            return self._call_group(client, group, messages, options, cut_off_after)
+        return self._with_fallbacks(client, group, messages, options, cut_off_after)
+
+    async def _with_fallbacks(
+        self,
+        client: AsyncClient,
+        group: str,
+        messages: list[dict[str, Any]],
+        options: Mapping[str, Any],
+        cut_off_after: float | None,
+    ) -> Routed:
         try:
             return await self._call_group(client, group, messages, options, cut_off_after)
         except APIError as exc:
-            fallbacks = self.settings.fallbacks.get(group, ())
-            if not fallbacks or (isinstance(exc, BadRequestError) and exc.status_code == 400):
+            if isinstance(exc, BadRequestError) and exc.status_code == 400:
                 raise
-            for fallback in fallbacks:
+            for fallback in self.settings.fallbacks.get(group, ()):
                 target = self.group_for(fallback)
                 if target is None or target == group:
                     continue
@@ -117,11 +128,12 @@ class Router:
         tried: set[int] = set()
         attempts = self.settings.num_retries + 1
         for attempt in range(attempts):
-            deployment = await self._pick(group, tried)
+            deployment = self._pick_now(group, tried) or await self._pick(group, tried)
             self.state.begin(deployment)
             started = self._clock()
             try:
-                result = await client.completion(deployment.model, messages, **{**deployment.params, **options})
+                params = {**deployment.params, **options} if options else deployment.params
+                result = await client.completion(deployment.model, messages, **params)
             except APIError as exc:
                 await self._failed(group, deployment, exc)
                 fresh = any(id(d) not in tried for d in self._groups[group] if d is not deployment)
@@ -142,8 +154,34 @@ class Router:
             return Routed(result, deployment)
         raise AssertionError("unreachable: the last attempt returns or raises")
 
+    def _pick_now(self, group: str, avoid: set[int]) -> Deployment | None:
+        """``_pick`` without awaiting, when the state can decide at once (None: the shared store must decide)."""
+        candidates, wait = self._candidates(group)
+        while candidates:
+            deployment = self._one_of(candidates, avoid)
+            blocked = self.state.admit_now(deployment)
+            if blocked is None:
+                return None
+            if blocked <= 0:
+                return deployment
+            wait = _min(wait, blocked)
+            candidates.remove(deployment)
+        raise _no_deployment(group, wait)
+
     async def _pick(self, group: str, avoid: set[int]) -> Deployment:
         """A deployment that is not cooling down, admitted against its rpm/tpm window (counted)."""
+        candidates, wait = self._candidates(group)
+        while candidates:
+            deployment = self._one_of(candidates, avoid)
+            blocked = await self.state.admit(deployment)
+            if blocked <= 0:
+                return deployment
+            wait = _min(wait, blocked)  # another worker or replica filled the window meanwhile
+            candidates.remove(deployment)
+        raise _no_deployment(group, wait)
+
+    def _candidates(self, group: str) -> tuple[list[Deployment], float | None]:
+        """The group's deployments not cooling down or over a limit, and the shortest wait among the others."""
         candidates: list[Deployment] = []
         wait: float | None = None
         for deployment in self._groups[group]:
@@ -152,20 +190,13 @@ class Router:
                 wait = _min(wait, blocked)
             else:
                 candidates.append(deployment)
-        while candidates:
-            fresh = [d for d in candidates if id(d) not in avoid] or candidates
-            deployment = fresh[0] if len(fresh) == 1 else self._choose(fresh)
-            blocked = await self.state.admit(deployment)
-            if blocked <= 0:
-                return deployment
-            wait = _min(wait, blocked)  # another worker or replica filled the window meanwhile
-            candidates.remove(deployment)
-        raise RateLimitError(
-            f"No deployments available for model {group!r}: every deployment is at its rpm/tpm limit "
-            "or cooling down after failures",
-            model=group,
-            retry_after=math.ceil(wait) if wait else 1,
-        )
+        return candidates, wait
+
+    def _one_of(self, candidates: list[Deployment], avoid: set[int]) -> Deployment:
+        if len(candidates) == 1:
+            return candidates[0]
+        fresh = [d for d in candidates if id(d) not in avoid] or candidates
+        return fresh[0] if len(fresh) == 1 else self._choose(fresh)
 
     def _choose(self, deployments: Sequence[Deployment]) -> Deployment:
         strategy = self.settings.routing_strategy
@@ -201,6 +232,15 @@ class Router:
         if delay > _MAX_RETRY_SLEEP:
             raise exc
         await asyncio.sleep(delay)
+
+
+def _no_deployment(group: str, wait: float | None) -> RateLimitError:
+    return RateLimitError(
+        f"No deployments available for model {group!r}: every deployment is at its rpm/tpm limit "
+        "or cooling down after failures",
+        model=group,
+        retry_after=math.ceil(wait) if wait else 1,
+    )
 
 
 def _weights(deployments: Sequence[Deployment]) -> list[float] | None:

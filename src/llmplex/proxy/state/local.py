@@ -93,6 +93,10 @@ class RouterState:
         """Count one request against the deployment's rpm window; 0 when admitted, else seconds to wait."""
         return self._admit_locally(deployment)
 
+    def admit_now(self, deployment: Deployment) -> float | None:
+        """``admit`` without awaiting; None when only ``admit`` can decide (a shared store is asked)."""
+        return self._admit_locally(deployment)
+
     def begin(self, deployment: Deployment) -> None:
         self._stats[id(deployment)].in_flight += 1
 

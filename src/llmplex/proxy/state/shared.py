@@ -169,6 +169,11 @@ class RedisState(RouterState):
         until = max(self.stats(deployment).cooldown_until, self._shared[id(deployment)].limited_until)
         return until - now if until > now else 0.0
 
+    def admit_now(self, deployment: Deployment) -> float | None:
+        if deployment.rpm is None and deployment.tpm is None:
+            return self._admit_locally(deployment)
+        return None  # the shared window decides, in admit()
+
     async def admit(self, deployment: Deployment) -> float:
         if deployment.rpm is None and deployment.tpm is None:
             return self._admit_locally(deployment)
