@@ -200,19 +200,21 @@ class Transport:
             return await session.request(
                 request.method, request.url, data=request.body, headers=request.headers, proxy=proxy
             )
-        except TimeoutError:
-            raise Timeout("timed out connecting", provider=adapter.name, model=model) from None
-        except aiohttp.InvalidURL as exc:
-            raise APIConnectionError(f"invalid URL {exc}", provider=adapter.name, model=model) from None
-        except (aiohttp.ClientError, OSError, ValueError) as exc:
-            raise APIConnectionError(
-                f"cannot reach {_origin(request.url)}: {_describe(exc)}", provider=adapter.name, model=model
-            ) from None
+        except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
+            raise _send_error(exc, request, adapter, model) from None
 
     async def _send_json(self, request: HTTPRequest, adapter: ProviderAdapter, model: str) -> tuple[bytes, Any]:
         import aiohttp
 
-        resp = await self._send(request, adapter, model)
+        # _send inlined: this is every non-streaming request's path, one coroutine less per call
+        session = self._current_session()
+        try:
+            proxy = self._proxy_for(request.url) if self.config.trust_env else None
+            resp = await session.request(
+                request.method, request.url, data=request.body, headers=request.headers, proxy=proxy
+            )
+        except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
+            raise _send_error(exc, request, adapter, model) from None
         try:
             raw = await resp.read()
         except BaseException as exc:
@@ -314,6 +316,19 @@ def retry_delay(attempt: int, retry_after: float | None) -> float | None:
     if retry_after is not None and retry_after > 0:
         return retry_after
     return min(0.5 * 2.0**attempt, 8.0) * (1 - 0.25 * random.random())
+
+
+def _send_error(exc: BaseException, request: HTTPRequest, adapter: ProviderAdapter, model: str) -> APIError:
+    """The typed error for a request that could not be sent (or got no response head)."""
+    import aiohttp
+
+    if isinstance(exc, TimeoutError):
+        return Timeout("timed out connecting", provider=adapter.name, model=model)
+    if isinstance(exc, aiohttp.InvalidURL):
+        return APIConnectionError(f"invalid URL {exc}", provider=adapter.name, model=model)
+    return APIConnectionError(
+        f"cannot reach {_origin(request.url)}: {_describe(exc)}", provider=adapter.name, model=model
+    )
 
 
 def _describe(exc: BaseException) -> str:

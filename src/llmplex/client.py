@@ -42,33 +42,34 @@ class AsyncClient:
         call = resolve_call(model, messages, options, self.config)
         if call.mock_response is not None:
             return await mock_completion(call)
+        adapter = call.adapter
         try:
             if call.request.stream:
                 return await self._open_stream(call)
-            return await self._complete(call, model)
+            # the non-streaming call, inline: it is every batch item's and proxied request's path
+            assert call.endpoint is not None
+            started = time.perf_counter()
+            raw, body = await self._transport.request_json(
+                adapter.build_request(call.request, call.endpoint),
+                adapter,
+                call.request.model,
+                timeout=call.timeout,
+                num_retries=call.num_retries,
+            )
+            response = adapter.parse_response(body, call.request)
         except APIError as exc:
             if exc.provider is None:
-                exc.provider = call.adapter.name
+                exc.provider = adapter.name
             if exc.model is None:
                 exc.model = call.request.model
             raise
-
-    async def _complete(self, call: ResolvedCall, label: str) -> ModelResponse:
-        assert call.endpoint is not None
-        adapter = call.adapter
-        http = adapter.build_request(call.request, call.endpoint)
-        started = time.perf_counter()
-        raw, body = await self._transport.request_json(
-            http, adapter, call.request.model, timeout=call.timeout, num_retries=call.num_retries
-        )
-        response = adapter.parse_response(body, call.request)
         if adapter.relays_wire:
             response._keep_wire(raw)
         hidden = HiddenParams(call.hidden)
         hidden["api_base"] = call.endpoint.base_url
         elapsed_ms = (time.perf_counter() - started) * 1000.0
         hidden["response_ms"] = elapsed_ms
-        self.latency.record(label, elapsed_ms)
+        self.latency.record(model, elapsed_ms)
         hidden.bind(response)
         response._hidden_params = hidden
         return response
