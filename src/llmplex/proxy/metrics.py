@@ -57,7 +57,10 @@ class ProxyMetrics:
         self.hedges = Counter(
             "llmplex_proxy_hedges_sent", "Race contenders started after a hedge delay", ["model"], registry=reg
         )
+        # a plain counter read at scrape time: Gauge.inc()/dec() take a lock twice per request
+        self.requests_in_flight = 0
         self.in_flight = Gauge("llmplex_proxy_requests_in_flight", "Requests being handled", registry=reg)
+        self.in_flight.set_function(lambda: self.requests_in_flight)
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
 
     def child(self, metric: Counter | Histogram, *labels: str) -> Any:
