@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -192,3 +193,33 @@ async def test_two_apps_in_one_process_are_independent(
         assert r.status == 200  # no master key on this one
     status, _, _ = await post(http, proxy, {"model": "other-model", "messages": MESSAGES})
     assert status == 400
+
+
+async def test_answered_requests_leave_no_reference_cycles(http: aiohttp.ClientSession, proxy: ProxyServer) -> None:
+    """Requests are freed by reference counting alone, which is what lets the server run its garbage
+    collector rarely (``app.GC_THRESHOLDS``). Client and server share this process: neither may leave cycles."""
+    body = {"model": "gpt-test", "messages": MESSAGES}
+    stream_body = {**body, "stream": True}
+    for _ in range(3):  # warm: connections, lazy imports, caches
+        await post(http, proxy, body)
+    gc.collect()
+    gc.disable()
+    try:
+        for i in range(60):
+            if i % 3:
+                status, _, _ = await post(http, proxy, body)
+            else:
+                async with http.post(proxy.base + "/chat/completions", json=stream_body, headers=AUTH) as resp:
+                    status = resp.status
+                    await resp.read()
+            assert status == 200
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        try:
+            unreachable = gc.collect()
+            kinds = sorted({type(o).__qualname__ for o in gc.garbage})[:20]
+        finally:
+            gc.set_debug(0)
+            gc.garbage.clear()
+    finally:
+        gc.enable()
+    assert unreachable < 60, f"{unreachable} objects in cycles after 60 requests: {kinds}"
