@@ -176,7 +176,7 @@ def test_cli_keep_alive_closes_idle_connections_after_the_set_time() -> None:
         ).encode() + body
         with socket.create_connection((host, int(port)), timeout=5) as conn:
             conn.sendall(request)
-            assert conn.recv(65536).startswith(b"HTTP/1.1 200")
+            assert _read_response(conn).startswith(b"HTTP/1.1 200")
             idle_from = time.monotonic()
             time.sleep(0.3)
             conn.settimeout(0.01)
@@ -195,3 +195,23 @@ def test_cli_rejects_a_keep_alive_out_of_range() -> None:
         [sys.executable, "-m", "llmplex.emulator", "--keep-alive", "0"], capture_output=True, text=True, timeout=30
     )
     assert done.returncode == 2 and "--keep-alive" in done.stderr and "Traceback" not in done.stderr
+
+
+def _read_response(conn: socket.socket) -> bytes:
+    """One whole HTTP/1.1 response with a Content-Length body (it may arrive in several segments)."""
+    data = b""
+    for _ in range(1000):  # bounded; each recv returns at least one byte or raises on the timeout
+        head, sep, body = data.partition(b"\r\n\r\n")
+        if sep:
+            lengths = [
+                int(line.split(b":", 1)[1])
+                for line in head.split(b"\r\n")
+                if b":" in line and line.split(b":", 1)[0].strip().lower() == b"content-length"
+            ]
+            length = lengths[0]
+            if len(body) >= length:
+                return data
+        chunk = conn.recv(65536)
+        assert chunk, f"connection closed mid-response: {data!r}"
+        data += chunk
+    raise AssertionError("response never completed")
