@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from llmplex._deadline import ReadDeadline
+from llmplex._deadline import Deadlines, ReadDeadline
 
 
 async def test_each_read_gets_the_full_timeout_and_timers_are_not_armed_per_read() -> None:
@@ -64,3 +64,57 @@ async def test_a_cancelled_deadline_never_fires() -> None:
     await asyncio.sleep(0.1)  # past the old deadline: nothing is cancelled, nothing raises
     assert await deadline.run(asyncio.sleep(0.01, result="ok"), 1.0) == "ok"
     deadline.cancel()
+
+
+async def test_deadlines_time_out_only_the_late_tasks_on_one_timer() -> None:
+    loop = asyncio.get_running_loop()
+    deadlines = Deadlines()
+
+    async def bounded(seconds: float, timeout: float) -> str:
+        task = asyncio.current_task()
+        assert task is not None
+        deadlines.enter(task, loop.time() + timeout)
+        try:
+            await asyncio.sleep(seconds)
+            return "done"
+        except asyncio.CancelledError:
+            if deadlines.leave(task) and task.uncancel() == 0:
+                return "timed out"
+            raise
+        finally:
+            deadlines.leave(task)
+
+    started = time.monotonic()
+    results = await asyncio.gather(*(bounded(0.3 if i % 4 == 0 else 0.01, 0.15) for i in range(40)))
+    assert results.count("timed out") == 10 and results.count("done") == 30
+    assert time.monotonic() - started < 1.0
+    # an outside cancel stays a cancel
+    task = asyncio.ensure_future(bounded(10, 5))
+    await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+def test_deadlines_follow_a_new_event_loop() -> None:
+    """A client used on one loop, then another (the first closed): the timer must be re-armed on the new one."""
+    deadlines = Deadlines()
+
+    async def bounded(seconds: float, timeout: float) -> str:
+        task = asyncio.current_task()
+        assert task is not None
+        deadlines.enter(task, task.get_loop().time() + timeout)
+        try:
+            await asyncio.sleep(seconds)
+            return "done"
+        except asyncio.CancelledError:
+            if deadlines.leave(task) and task.uncancel() == 0:
+                return "timed out"
+            raise
+        finally:
+            deadlines.leave(task)
+
+    assert asyncio.run(bounded(0.01, 30)) == "done"  # leaves a timer armed on the first loop
+    started = time.monotonic()
+    assert asyncio.run(bounded(10, 0.1)) == "timed out"
+    assert time.monotonic() - started < 2.0

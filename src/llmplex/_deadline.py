@@ -1,17 +1,19 @@
-"""``ReadDeadline``: a timeout on each of many consecutive reads, for one timer per timeout period.
+"""Timeouts cheaper than ``asyncio.timeout()``, which arms and cancels a timer on every use (about 5 µs).
 
-``asyncio.timeout()`` arms and cancels a timer around every read (about 5 µs); a stream relay that
-reads thousands of chunks a second pays that on each one. Here a read only moves a deadline
-forward; one timer checks it when it fires and re-arms itself at the newer deadline if it moved.
+- ``ReadDeadline``: a timeout on each of many consecutive reads of one stream. A read only moves a
+  deadline forward; one timer checks it when it fires and re-arms itself if the deadline moved.
+- ``Deadlines``: one timeout per concurrent task (each request of a client or proxy) on one shared timer;
+  entering and leaving are dictionary operations.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
-__all__ = ["ReadDeadline"]
+__all__ = ["Deadlines", "ReadDeadline"]
 
 T = TypeVar("T")
 
@@ -67,3 +69,57 @@ class ReadDeadline:
         handle, self._handle = self._handle, None
         if handle is not None:
             handle.cancel()
+
+
+class Deadlines:
+    """Timeouts for many concurrent tasks on one timer (``asyncio.timeout`` arms and cancels one per call).
+
+    ``enter(task, when)`` before the bounded work, ``leave(task)`` after it, in ``finally``; when a task's
+    deadline passes first, the task is cancelled and ``leave`` returns True, so the caller turns that
+    ``CancelledError`` into its timeout error (after ``task.uncancel()``, as ``asyncio.timeout`` does).
+    """
+
+    __slots__ = ("_due", "_expired", "_handle", "_loop")
+
+    def __init__(self) -> None:
+        self._due: dict[asyncio.Task[Any], float] = {}
+        self._expired: set[asyncio.Task[Any]] = set()
+        self._handle: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def enter(self, task: asyncio.Task[Any], when: float) -> None:
+        loop = task.get_loop()
+        if loop is not self._loop:  # first use, or a new event loop: the old one's timer and tasks are gone
+            if self._handle is not None:
+                self._handle.cancel()
+            self._handle, self._loop = None, loop
+            self._due.clear()
+            self._expired.clear()
+        self._due[task] = when
+        handle = self._handle
+        if handle is None or handle.when() > when:
+            if handle is not None:
+                handle.cancel()
+            self._handle = loop.call_at(when, self._fire, loop)
+
+    def leave(self, task: asyncio.Task[Any]) -> bool:
+        """Forget ``task``; True when it was cancelled because its deadline passed."""
+        self._due.pop(task, None)
+        if task in self._expired:
+            self._expired.discard(task)
+            return True
+        return False
+
+    def _fire(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._handle = None
+        now = loop.time()
+        nearest = math.inf
+        for task, when in list(self._due.items()):
+            if when <= now:
+                del self._due[task]
+                self._expired.add(task)
+                task.cancel()
+            elif when < nearest:
+                nearest = when
+        if nearest != math.inf:
+            self._handle = loop.call_at(nearest, self._fire, loop)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from llmplex._deadline import Deadlines
 from llmplex.config import ClientConfig
 from llmplex.exceptions import (
     APIConnectionError,
@@ -90,6 +91,7 @@ class Transport:
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._proxies: dict[str, str | None] = {}
+        self._deadlines = Deadlines()  # the overall timeout of each request_json call
 
     async def session(self) -> aiohttp.ClientSession:
         return self._current_session()
@@ -154,16 +156,22 @@ class Transport:
         """Send with retries inside one overall ``timeout``; return the body as received and parsed."""
         deadline = time.monotonic() + timeout
         attempt = 0
+        task = asyncio.current_task()
+        assert task is not None
+        self._deadlines.enter(task, task.get_loop().time() + timeout)
         try:
-            async with asyncio.timeout(timeout):
-                while True:  # the retry loop is inline: this is every request's path
-                    try:
-                        return await self._send_json(request, adapter, model)
-                    except APIError as exc:
-                        await self._before_retry(exc, attempt, num_retries, deadline)
-                        attempt += 1
-        except TimeoutError:
-            raise Timeout(f"request timed out after {timeout:g}s", provider=adapter.name, model=model) from None
+            while True:  # the retry loop is inline: this is every request's path
+                try:
+                    return await self._send_json(request, adapter, model)
+                except APIError as exc:
+                    await self._before_retry(exc, attempt, num_retries, deadline)
+                    attempt += 1
+        except asyncio.CancelledError:
+            if self._deadlines.leave(task) and task.uncancel() == 0:
+                raise Timeout(f"request timed out after {timeout:g}s", provider=adapter.name, model=model) from None
+            raise
+        finally:
+            self._deadlines.leave(task)
 
     async def open_stream(
         self, request: HTTPRequest, adapter: ProviderAdapter, model: str, *, timeout: float, num_retries: int

@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 
+from llmplex._deadline import Deadlines
 from llmplex.proxy.disconnect import ClientDisconnected
 from llmplex.proxy.errors import ProxyError
 from llmplex.proxy.params import MAX_MODELS, Hedge, check_hedge, check_messages, check_params
@@ -51,17 +52,25 @@ class ChatCall:
     hedge_quantile: float | None = None  # with "auto"; None = the default (p90)
 
 
-async def read_body(request: Request, limit: int, timeout: float | None = None) -> bytes:
+async def read_body(request: Request, limit: int, timeout: float | None, deadlines: Deadlines) -> bytes:
     """The body, refusing (413) anything over ``limit`` bytes, declared or actually sent.
 
     A body still arriving after ``timeout`` seconds is a 408 (a slowloris client holds a connection,
-    never the event loop, but it must not hold it forever).
+    never the event loop, but it must not hold it forever). ``deadlines``: the app's shared timer.
     """
+    if timeout is None:
+        return await _read(request, limit)
+    task = asyncio.current_task()
+    assert task is not None
+    deadlines.enter(task, task.get_loop().time() + timeout)
     try:
-        async with asyncio.timeout(timeout):
-            return await _read(request, limit)
-    except TimeoutError:
-        raise ProxyError(408, f"Request body not received within {timeout:g} seconds", type="timeout") from None
+        return await _read(request, limit)
+    except asyncio.CancelledError:
+        if deadlines.leave(task) and task.uncancel() == 0:
+            raise ProxyError(408, f"Request body not received within {timeout:g} seconds", type="timeout") from None
+        raise
+    finally:
+        deadlines.leave(task)
 
 
 async def _read(request: Request, limit: int) -> bytes:

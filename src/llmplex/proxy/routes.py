@@ -13,6 +13,7 @@ from starlette.responses import Response
 
 from llmplex import AsyncClient, CompletionStream, ModelResponse
 from llmplex._concurrency import RaceOutcome
+from llmplex._deadline import Deadlines
 from llmplex._latency import DEFAULT_QUANTILE
 from llmplex.exceptions import AllModelsFailedError, APIError
 from llmplex.proxy.access_log import RequestRecord, record_of
@@ -40,6 +41,7 @@ class ProxyState:
     models_body: bytes = b""
     openapi_body: bytes = b""
     metrics: ProxyMetrics = field(default_factory=ProxyMetrics)
+    deadlines: Deadlines = field(default_factory=Deadlines)  # request-body timeouts, one shared timer
     created: int = field(default_factory=lambda: int(time.time()))
 
 
@@ -55,7 +57,8 @@ async def chat_completions(request: Request) -> Response | EventStreamResponse:
     labels: list[str] = []
     try:
         state.auth.check(request.headers)
-        body = await read_body(request, state.config.max_request_body_bytes, state.config.request_body_timeout)
+        config = state.config
+        body = await read_body(request, config.max_request_body_bytes, config.request_body_timeout, state.deadlines)
         call = parse_chat(body, state.config.default_model)
         labels = call.labels
         groups = [_group(state, name) for name in call.labels]
