@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -10,6 +11,7 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from llmplex import AsyncClient, CompletionStream, ModelResponse
 from llmplex._concurrency import RaceOutcome
@@ -50,7 +52,7 @@ def state_of(request: Request) -> ProxyState:
     return state
 
 
-async def chat_completions(request: Request) -> Response | EventStreamResponse:
+async def chat_completions(request: Request) -> Response | JSONBytesResponse | EventStreamResponse:
     started = time.perf_counter()
     state = state_of(request)
     record = record_of(request)
@@ -86,7 +88,7 @@ async def _answer(
     groups: list[str],
     started: float,
     record: RequestRecord | None,
-) -> Response | EventStreamResponse:
+) -> Response | JSONBytesResponse | EventStreamResponse:
     if len(groups) == 1:
         routed = await state.router.completion(client, groups[0], call.messages, call.options)
         return _single(routed, call.labels[0], record=record)
@@ -101,7 +103,7 @@ async def _answer(
     return await _all(state, client, call, groups, record)
 
 
-def _release(answer: Response | EventStreamResponse) -> None:
+def _release(answer: Response | JSONBytesResponse | EventStreamResponse) -> None:
     if isinstance(answer, EventStreamResponse):
         answer.close()
 
@@ -132,7 +134,7 @@ def _group(state: ProxyState, name: str) -> str:
 
 def _single(
     routed: Routed, label: str, extra: Mapping[str, str] | None = None, record: RequestRecord | None = None
-) -> Response | EventStreamResponse:
+) -> JSONBytesResponse | EventStreamResponse:
     headers = _route_headers(routed, label)
     if extra:
         headers.update(extra)
@@ -143,7 +145,31 @@ def _single(
         return EventStreamResponse(result, headers, record)
     if record is not None:
         record.response = result
-    return Response(result.wire_bytes(), media_type=_JSON, headers=headers)
+    return JSONBytesResponse(result.wire_bytes(), headers)
+
+
+class JSONBytesResponse:
+    """A 200 JSON answer sent as two ASGI messages (what Starlette's ``Response`` does, minus its generality)."""
+
+    __slots__ = ("body", "raw_headers", "status_code")
+
+    def __init__(self, body: bytes, headers: Mapping[str, str]) -> None:
+        self.body = body
+        self.status_code = 200
+        self.raw_headers = [
+            (b"content-length", str(len(body)).encode()),
+            (b"content-type", b"application/json"),
+            *[(_header_name(k), v.encode("latin-1")) for k, v in headers.items()],
+        ]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        await send({"type": "http.response.body", "body": self.body})
+
+
+@functools.lru_cache(maxsize=64)
+def _header_name(name: str) -> bytes:
+    return name.lower().encode("latin-1")
 
 
 def _route_headers(routed: Routed, label: str) -> dict[str, str]:
@@ -155,6 +181,7 @@ def _route_headers(routed: Routed, label: str) -> dict[str, str]:
     return headers
 
 
+@functools.lru_cache(maxsize=1024)  # configured names and bases: a bounded set
 def _header_value(value: str) -> str:
     # header values must be latin-1 and single-line; model names are user-chosen
     return value.encode("latin-1", "replace").decode("latin-1").replace("\r", " ").replace("\n", " ")
@@ -167,7 +194,7 @@ async def _fastest(
     groups: list[str],
     started: float,
     record: RequestRecord | None,
-) -> Response | EventStreamResponse:
+) -> JSONBytesResponse | EventStreamResponse:
     options = {**call.options, "stream": True} if call.stream else call.options
     hedge = call.hedge_delay
     if hedge == "auto":
