@@ -6,6 +6,7 @@ extras, validates messages, resolves the model and endpoint, and enforces ``drop
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,7 +15,15 @@ from llmplex.exceptions import AuthenticationError, BadRequestError, Unsupported
 from llmplex.providers import get_adapter, resolve_model
 from llmplex.providers.base import OPENAI_PARAMS, CompletionRequest, Endpoint, ProviderAdapter
 
-__all__ = ["CALL_SETTINGS", "ResolvedCall", "resolve_call", "validate_messages"]
+__all__ = [
+    "CALL_SETTINGS",
+    "PreparedCall",
+    "ResolvedCall",
+    "prepare_call",
+    "resolve_call",
+    "resolve_prepared",
+    "validate_messages",
+]
 
 # Keywords that steer the call and are never sent upstream.
 CALL_SETTINGS: frozenset[str] = frozenset(
@@ -83,30 +92,7 @@ def resolve_call(model: str, messages: Any, options: dict[str, Any], config: Cli
     drop = options.get("drop_params")
     drop_params = config.drop_params if drop is None else bool(drop)
 
-    params: dict[str, Any] = {}
-    extra: dict[str, Any] = {}
-    supported = adapter.supported_params
-    for key, value in options.items():
-        if value is None or key == "stream" or key in CALL_SETTINGS:
-            continue
-        if key == "extra_body":  # the openai SDK's name for fields added to the body as given
-            if not isinstance(value, dict):
-                raise BadRequestError("extra_body must be a dict", param="extra_body")
-            extra.update(value)
-            continue
-        if key in OPENAI_PARAMS:
-            if key not in supported:
-                if drop_params or (key == "n" and value == 1):  # n=1 is every provider's default
-                    continue
-                raise UnsupportedParamsError(
-                    f"{adapter.name} does not support parameter '{key}'. Pass drop_params=True to drop it.",
-                    provider=adapter.name,
-                    model=model_id,
-                    param=key,
-                )
-            params[key] = value
-        else:
-            extra[key] = value
+    params, extra = _split_options(adapter, model_id, options, drop_params)
     if stream and not adapter.supports_streaming:
         raise UnsupportedParamsError(
             f"{adapter.name} does not support streaming", provider=adapter.name, param="stream"
@@ -133,6 +119,96 @@ def resolve_call(model: str, messages: Any, options: dict[str, Any], config: Cli
         mock_response=mock,
         mock_delay=float(options.get("mock_delay") or 0.0),
         hidden={"custom_llm_provider": adapter.name, "model": model_id},
+    )
+
+
+def _split_options(
+    adapter: ProviderAdapter, model_id: str, options: Mapping[str, Any], drop_params: bool
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(params, extra)``: the OpenAI parameters the provider takes, and provider-specific fields."""
+    params: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    supported = adapter.supported_params
+    for key, value in options.items():
+        if value is None or key == "stream" or key in CALL_SETTINGS:
+            continue
+        if key == "extra_body":  # the openai SDK's name for fields added to the body as given
+            if not isinstance(value, dict):
+                raise BadRequestError("extra_body must be a dict", param="extra_body")
+            extra.update(value)
+            continue
+        if key in OPENAI_PARAMS:
+            if key not in supported:
+                if drop_params or (key == "n" and value == 1):  # n=1 is every provider's default
+                    continue
+                raise UnsupportedParamsError(
+                    f"{adapter.name} does not support parameter '{key}'. Pass drop_params=True to drop it.",
+                    provider=adapter.name,
+                    model=model_id,
+                    param=key,
+                )
+            params[key] = value
+        else:
+            extra[key] = value
+    return params, extra
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedCall:
+    """``resolve_call`` done once for fixed settings (a proxy deployment's ``litellm_params``)."""
+
+    model: str
+    settings: dict[str, Any]
+    call: ResolvedCall  # resolved with a placeholder message
+    drop_params: bool
+
+
+def prepare_call(model: str, settings: Mapping[str, Any], config: ClientConfig) -> PreparedCall:
+    """Resolve ``model`` with ``settings`` now; raises what ``resolve_call`` would."""
+    call = resolve_call(model, [{"role": "user", "content": ""}], dict(settings), config)
+    drop = settings.get("drop_params")
+    return PreparedCall(model, dict(settings), call, config.drop_params if drop is None else bool(drop))
+
+
+def resolve_prepared(
+    prepared: PreparedCall, messages: Any, options: Mapping[str, Any], config: ClientConfig
+) -> ResolvedCall:
+    """``resolve_call(model, messages, {**settings, **options})``, without redoing the settings' part.
+
+    Options that could change what was resolved (call settings, ``None`` overrides, ``extra_body``, a key
+    the settings also set) take the full path.
+    """
+    settings = prepared.settings
+    for key, value in options.items():
+        if value is None or key in CALL_SETTINGS or key == "extra_body" or key in settings:
+            return resolve_call(prepared.model, messages, {**settings, **options}, config)
+    base = prepared.call
+    adapter = base.adapter
+    request = base.request
+    stream = bool(options.get("stream", request.stream))
+    if stream and not adapter.supports_streaming:
+        raise UnsupportedParamsError(
+            f"{adapter.name} does not support streaming", provider=adapter.name, param="stream"
+        )
+    params, extra = request.params, request.extra
+    if options:
+        more_params, more_extra = _split_options(adapter, request.model, options, prepared.drop_params)
+        params = {**params, **more_params} if more_params else params
+        extra = {**extra, **more_extra} if more_extra else extra
+    return ResolvedCall(
+        label=prepared.model,
+        adapter=adapter,
+        request=CompletionRequest(
+            model=request.model, messages=validate_messages(messages), stream=stream, params=params, extra=extra
+        ),
+        endpoint=base.endpoint,
+        timeout=base.timeout,
+        num_retries=base.num_retries,
+        first_token_timeout=base.first_token_timeout,
+        idle_timeout=base.idle_timeout,
+        mock_response=base.mock_response,
+        mock_delay=base.mock_delay,
+        hidden=base.hidden,
     )
 
 

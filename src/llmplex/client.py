@@ -39,7 +39,10 @@ class AsyncClient:
         self, model: str, messages: list[dict[str, Any]], **options: Any
     ) -> ModelResponse | CompletionStream:
         """One chat completion, OpenAI-shaped; ``stream=True`` returns a ``CompletionStream``."""
-        call = resolve_call(model, messages, options, self.config)
+        return await self.run_call(resolve_call(model, messages, options, self.config))
+
+    async def run_call(self, call: ResolvedCall) -> ModelResponse | CompletionStream:
+        """Send a call resolved beforehand (``resolve_call``, or ``resolve_prepared`` for fixed settings)."""
         if call.mock_response is not None:
             return await mock_completion(call)
         adapter = call.adapter
@@ -69,7 +72,7 @@ class AsyncClient:
         hidden["api_base"] = call.endpoint.base_url
         elapsed_ms = (time.perf_counter() - started) * 1000.0
         hidden["response_ms"] = elapsed_ms
-        self.latency.record(model, elapsed_ms)
+        self.latency.record(call.label, elapsed_ms)
         hidden.bind(response)
         response._hidden_params = hidden
         return response

@@ -18,6 +18,8 @@ from typing import Any
 
 from llmplex import AsyncClient, CompletionStream, ModelResponse
 from llmplex._latency import DEFAULT_QUANTILE, auto_hedge_delay
+from llmplex._request import PreparedCall, prepare_call, resolve_prepared
+from llmplex.config import ClientConfig
 from llmplex.exceptions import APIError, BadRequestError, RateLimitError
 from llmplex.proxy.config import Deployment, ProxyConfig
 from llmplex.proxy.state import RouterState, make_state
@@ -51,6 +53,7 @@ class Router:
             self._groups.setdefault(deployment.model_name, []).append(deployment)
         self._aliases = dict(config.router.model_group_alias)
         self.state = state or make_state(config, clock=clock)
+        self._prepared_calls: dict[int, tuple[ClientConfig, PreparedCall]] = {}
 
     async def start(self) -> None:
         await self.state.start()
@@ -132,8 +135,8 @@ class Router:
             self.state.begin(deployment)
             started = self._clock()
             try:
-                params = {**deployment.params, **options} if options else deployment.params
-                result = await client.completion(deployment.model, messages, **params)
+                call = resolve_prepared(self._prepared(client, deployment), messages, options, client.config)
+                result = await client.run_call(call)
             except APIError as exc:
                 await self._failed(group, deployment, exc)
                 fresh = any(id(d) not in tried for d in self._groups[group] if d is not deployment)
@@ -153,6 +156,16 @@ class Router:
             self._succeeded(deployment, started, result)
             return Routed(result, deployment)
         raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _prepared(self, client: AsyncClient, deployment: Deployment) -> PreparedCall:
+        """The deployment's model and settings resolved once per client (not on every request)."""
+        config = client.config
+        cached = self._prepared_calls.get(id(deployment))
+        if cached is not None and cached[0] is config:
+            return cached[1]
+        prepared = prepare_call(deployment.model, deployment.params, config)
+        self._prepared_calls[id(deployment)] = (config, prepared)
+        return prepared
 
     def _pick_now(self, group: str, avoid: set[int]) -> Deployment | None:
         """``_pick`` without awaiting, when the state can decide at once (None: the shared store must decide)."""
