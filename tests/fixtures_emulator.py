@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import select
 import subprocess
 import sys
 import tempfile
@@ -15,6 +14,8 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+
+from llmplex._child_output import wait_for_line
 
 _READY = "LLMPLEX_EMULATOR_READY "
 _START_TIMEOUT_S = 15.0
@@ -89,16 +90,11 @@ def sse_events(text: str) -> list[tuple[str | None, str]]:
 
 def read_ready_line(process: subprocess.Popen[str]) -> str:
     assert process.stdout is not None
-    deadline = time.monotonic() + _START_TIMEOUT_S
-    while (remaining := deadline - time.monotonic()) > 0:
-        readable, _, _ = select.select([process.stdout], [], [], remaining)
-        if not readable:
-            break
-        line = process.stdout.readline()
-        if not line:  # EOF: the process died
-            break
-        if line.startswith(_READY):
-            return line[len(_READY) :].strip()
+    url, _ = wait_for_line(
+        process.stdout, lambda line: line[len(_READY) :].strip() if line.startswith(_READY) else None, _START_TIMEOUT_S
+    )
+    if url is not None:
+        return url
     raise RuntimeError(f"emulator did not become ready within {_START_TIMEOUT_S}s (exit code {process.poll()})")
 
 

@@ -6,6 +6,7 @@ stops them all when the module's tests are done. Clients (the openai SDK, aiohtt
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 import time
@@ -91,3 +92,9 @@ def proxy_factory() -> Iterator[Callable[[ProxyConfig | dict[str, Any] | str], P
     yield start
     for server in servers:
         server.stop()
+
+
+def serving_url(line: str) -> str | None:
+    """The address in the CLI's ``llmplex: serving ... on URL`` line, else None."""
+    found = re.search(r"serving .* on (http://\S+)", line)
+    return found.group(1) if found else None

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import os
-import selectors
 import subprocess
 import sys
 import time
@@ -18,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from llmplex._child_output import wait_for_line
 
 SERVER_SCRIPT = Path(__file__).with_name("real_llm_server.py")
 READY_PREFIX = "LLMPLEX_REAL_LLM_READY "
@@ -67,19 +68,11 @@ def _missing_dependency() -> str | None:
 def _read_ready_line(proc: subprocess.Popen[str], timeout: float) -> str:
     """The address the server prints once listening, or a failure within ``timeout``."""
     assert proc.stdout is not None
-    deadline = time.monotonic() + timeout
-    with selectors.DefaultSelector() as selector:
-        selector.register(proc.stdout, selectors.EVENT_READ)
-        while (remaining := deadline - time.monotonic()) > 0:
-            if not selector.select(timeout=min(remaining, 0.5)):
-                if proc.poll() is not None:
-                    break
-                continue
-            line = proc.stdout.readline()
-            if not line:
-                break  # stdout closed: the process died
-            if line.startswith(READY_PREFIX):
-                return line[len(READY_PREFIX) :].strip()
+    address, _ = wait_for_line(
+        proc.stdout, lambda line: line[len(READY_PREFIX) :].strip() if line.startswith(READY_PREFIX) else None, timeout
+    )
+    if address is not None:
+        return address
     raise RuntimeError(f"real LLM server not ready within {timeout:g}s (exit code {proc.poll()})")
 
 

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import os
-import re
-import select
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 
 import aiohttp
 import pytest
 
+from llmplex._child_output import wait_for_line
 from tests.fixtures_emulator import EmulatorServer
+from tests.fixtures_proxy import serving_url
 
 _START_TIMEOUT = 30.0
 
@@ -28,18 +27,11 @@ def _start(*args: str, env: dict[str, str] | None = None) -> tuple[subprocess.Po
         env={**os.environ, **(env or {})},
     )
     assert process.stderr is not None
-    lines: list[str] = []
-    deadline = time.monotonic() + _START_TIMEOUT
-    while (left := deadline - time.monotonic()) > 0 and select.select([process.stderr], [], [], left)[0]:
-        line = process.stderr.readline()
-        if not line:
-            break
-        lines.append(line)
-        found = re.search(r"serving .* on (http://\S+)", line)
-        if found:
-            return process, found.group(1), lines
+    url, lines = wait_for_line(process.stderr, serving_url, _START_TIMEOUT)
+    if url is not None:
+        return process, url, lines
     _stop(process)
-    raise AssertionError(f"the proxy did not start: {''.join(lines)}")
+    raise AssertionError(f"the proxy did not start: {' / '.join(lines)}")
 
 
 def _stop(process: subprocess.Popen[str]) -> int:

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
-import select
 import signal
 import subprocess
 import sys
@@ -22,7 +20,9 @@ from typing import Any
 import aiohttp
 import pytest
 
+from llmplex._child_output import wait_for_line
 from tests.fixtures_emulator import EmulatorServer
+from tests.fixtures_proxy import serving_url
 
 MESSAGES = [{"role": "user", "content": "a b c"}]
 _START_TIMEOUT = 30.0
@@ -64,19 +64,12 @@ def _start(config: Path, grace: float) -> Proxy:
         env=dict(os.environ),
     )
     assert process.stderr is not None
-    lines: list[str] = []
-    deadline = time.monotonic() + _START_TIMEOUT
-    while (left := deadline - time.monotonic()) > 0 and select.select([process.stderr], [], [], left)[0]:
-        line = process.stderr.readline()
-        if not line:
-            break
-        lines.append(line)
-        found = re.search(r"serving .* on (http://\S+)", line)
-        if found:
-            return Proxy(process, found.group(1))
+    url, lines = wait_for_line(process.stderr, serving_url, _START_TIMEOUT)
+    if url is not None:
+        return Proxy(process, url)
     process.kill()
     process.wait(timeout=5)
-    raise AssertionError(f"the proxy did not start: {''.join(lines)}")
+    raise AssertionError(f"the proxy did not start: {' / '.join(lines)}")
 
 
 @pytest.fixture

@@ -6,12 +6,12 @@ then read ``os.environ/LLMPLEX_EMULATOR_URL`` or ``os.environ/LLMPLEX_EMULATOR_O
 
 from __future__ import annotations
 
-import selectors
 import subprocess
 import sys
-import time
 from importlib import resources
 from pathlib import Path
+
+from llmplex._child_output import wait_for_line
 
 __all__ = ["EMULATOR_ENV", "READY_PREFIX", "demo_config_path", "start_emulator"]
 
@@ -42,19 +42,14 @@ def start_emulator(timeout: float = 20.0) -> tuple[subprocess.Popen[str], dict[s
 
 def _wait_ready(process: subprocess.Popen[str], timeout: float) -> str:
     assert process.stdout is not None
-    deadline = time.monotonic() + timeout
-    with selectors.DefaultSelector() as selector:
-        selector.register(process.stdout, selectors.EVENT_READ)
-        for _ in range(1000):  # bounded: the emulator prints a few lines at most
-            left = deadline - time.monotonic()
-            if left <= 0 or not selector.select(left):
-                break
-            line = process.stdout.readline()
-            if not line:
-                break
-            if line.startswith(READY_PREFIX):
-                return line[len(READY_PREFIX) :].strip()
-    raise RuntimeError(f"the emulator did not start within {timeout:g}s (exit code {process.poll()})")
+    url, _ = wait_for_line(process.stdout, _ready_url, timeout)
+    if url is None:
+        raise RuntimeError(f"the emulator did not start within {timeout:g}s (exit code {process.poll()})")
+    return url
+
+
+def _ready_url(line: str) -> str | None:
+    return line[len(READY_PREFIX) :].strip() if line.startswith(READY_PREFIX) else None
 
 
 def stop(process: subprocess.Popen[str]) -> None:
