@@ -43,7 +43,7 @@ async def mock_completion(call: ResolvedCall) -> ModelResponse | CompletionStrea
     response = ModelResponse.build(model=model, content=mock, usage=usage)
     hidden = HiddenParams(call.hidden)
     hidden["mock"] = True
-    hidden.bind(response)
+    hidden.bind_response(response)
     response._hidden_params = hidden
     return response
 

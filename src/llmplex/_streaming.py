@@ -13,10 +13,12 @@ from collections import deque
 from types import TracebackType
 from typing import Any
 
+from pydantic import ValidationError
+
 from llmplex._deadline import ReadDeadline
 from llmplex._sse import SSEDecoder
 from llmplex._transport import RawStream
-from llmplex.exceptions import APIError, StreamError, Timeout
+from llmplex.exceptions import APIError, StreamError, Timeout, unreadable_response
 from llmplex.providers.base import CompletionRequest, ProviderAdapter
 from llmplex.types import ModelResponseStream
 
@@ -131,6 +133,9 @@ class CompletionStream:
                 chunks = self._adapter.parse_event(event, self._state)
             except APIError as exc:
                 self._fail(exc)
+                return
+            except ValidationError as exc:  # JSON, but not a chunk
+                self._fail(unreadable_response(exc, self.provider, self.model))
                 return
             if chunks:
                 self._got_chunk = True

@@ -10,7 +10,9 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from types import TracebackType
-from typing import Any
+from typing import Any, overload
+
+from pydantic import ValidationError
 
 from llmplex._latency import LatencyTracker
 from llmplex._mock import mock_completion
@@ -19,7 +21,8 @@ from llmplex._streaming import CompletionStream
 from llmplex._transport import Transport
 from llmplex.config import ClientConfig
 from llmplex.cost import HiddenParams
-from llmplex.exceptions import APIError
+from llmplex.exceptions import APIError, unreadable_response
+from llmplex.relayed import RelayedResponse, relayable
 from llmplex.types import ModelResponse
 
 __all__ = ["AsyncClient"]
@@ -41,8 +44,22 @@ class AsyncClient:
         """One chat completion, OpenAI-shaped; ``stream=True`` returns a ``CompletionStream``."""
         return await self.run_call(resolve_call(model, messages, options, self.config))
 
-    async def run_call(self, call: ResolvedCall) -> ModelResponse | CompletionStream:
-        """Send a call resolved beforehand (``resolve_call``, or ``resolve_prepared`` for fixed settings)."""
+    @overload
+    async def run_call(self, call: ResolvedCall) -> ModelResponse | CompletionStream: ...
+
+    @overload
+    async def run_call(
+        self, call: ResolvedCall, *, relay: bool
+    ) -> ModelResponse | RelayedResponse | CompletionStream: ...
+
+    async def run_call(
+        self, call: ResolvedCall, *, relay: bool = False
+    ) -> ModelResponse | RelayedResponse | CompletionStream:
+        """Send a call resolved beforehand (``resolve_call``, or ``resolve_prepared`` for fixed settings).
+
+        ``relay=True`` (a gateway forwarding the answer): an OpenAI-compatible provider's answer comes
+        back as a ``RelayedResponse``, its bytes unvalidated beyond their outline (see ``llmplex.relayed``).
+        """
         if call.mock_response is not None:
             return await mock_completion(call)
         adapter = call.adapter
@@ -59,7 +76,11 @@ class AsyncClient:
                 timeout=call.timeout,
                 num_retries=call.num_retries,
             )
+            if relay and adapter.relays_wire and relayable(body):
+                return self._relayed(call, raw, body, started)
             response = adapter.parse_response(body, call.request)
+        except ValidationError as exc:  # JSON, but not a chat completion: the provider's fault, typed
+            raise unreadable_response(exc, adapter.name, call.request.model) from None
         except APIError as exc:
             if exc.provider is None:
                 exc.provider = adapter.name
@@ -73,8 +94,19 @@ class AsyncClient:
         elapsed_ms = (time.perf_counter() - started) * 1000.0
         hidden["response_ms"] = elapsed_ms
         self.latency.record(call.label, elapsed_ms)
-        hidden.bind(response)
+        hidden.bind_response(response)
         response._hidden_params = hidden
+        return response
+
+    def _relayed(self, call: ResolvedCall, raw: bytes, body: dict[str, Any], started: float) -> RelayedResponse:
+        assert call.endpoint is not None
+        hidden = HiddenParams(call.hidden)
+        hidden["api_base"] = call.endpoint.base_url
+        elapsed_ms = (time.perf_counter() - started) * 1000.0
+        hidden["response_ms"] = elapsed_ms
+        self.latency.record(call.label, elapsed_ms)
+        response = RelayedResponse(raw, body, hidden)
+        hidden.bind(response.model, response.prompt_tokens, response.completion_tokens)
         return response
 
     async def _open_stream(self, call: ResolvedCall) -> CompletionStream:

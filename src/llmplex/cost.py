@@ -75,24 +75,27 @@ def price(model: str, provider: str | None, prompt_tokens: int, completion_token
 class HiddenParams(dict[str, Any]):
     """The response's hidden params; ``response_cost`` is computed on first access.
 
-    ``bind`` keeps what the cost needs (usage, model), not the response: a response -> hidden
+    ``bind`` keeps what the cost needs (token counts, model), not the response: a response -> hidden
     params -> response cycle would leave every response for the cyclic garbage collector to free.
     """
 
-    __slots__ = ("_model", "_usage")
+    __slots__ = ("_model", "_tokens")
 
-    def bind(self, response: ModelResponse) -> None:
-        self._usage = response.usage
-        self._model = response.model
+    def bind(self, model: str | None, prompt_tokens: int, completion_tokens: int) -> None:
+        self._model = model
+        self._tokens = (prompt_tokens, completion_tokens)
+
+    def bind_response(self, response: ModelResponse) -> None:
+        usage = response.usage
+        self.bind(response.model, usage.prompt_tokens if usage else 0, usage.completion_tokens if usage else 0)
 
     def __missing__(self, key: str) -> Any:
-        if key == "response_cost" and hasattr(self, "_usage"):
-            usage = self._usage
+        if key == "response_cost" and hasattr(self, "_tokens"):
             value = completion_cost(
                 model=self.get("model") or self._model,
                 custom_llm_provider=self.get("custom_llm_provider"),
-                prompt_tokens=usage.prompt_tokens if usage else 0,
-                completion_tokens=usage.completion_tokens if usage else 0,
+                prompt_tokens=self._tokens[0],
+                completion_tokens=self._tokens[1],
             )
             self[key] = value
             return value

@@ -25,7 +25,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 __all__ = [
     "APIConnectionError",
@@ -264,3 +267,14 @@ def most_meaningful(errors: Sequence[BaseException]) -> APIError:
         return 3
 
     return min(api_errors, key=rank)
+
+
+def unreadable_response(exc: ValidationError, provider: str | None, model: str | None) -> StreamError:
+    """The typed error for a body that is JSON but not a chat completion (what is wrong, not the content)."""
+    first = exc.errors(include_url=False, include_input=False)[0]
+    where = ".".join(str(part) for part in first["loc"]) or "body"
+    return StreamError(
+        f"{provider or 'the provider'} returned a response that is not a chat completion ({where}: {first['msg']})",
+        provider=provider,
+        model=model,
+    )

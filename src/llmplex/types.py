@@ -137,7 +137,11 @@ class _HasHiddenParams(OpenAIObject):
     @property
     def hidden_params(self) -> dict[str, Any]:
         """Not serialised: provider, api_base, response_cost, race metadata, timings."""
-        return self._hidden_params
+        private = self.__pydantic_private__  # directly: pydantic's private-attribute access costs a microsecond
+        if private is None:
+            return self._hidden_params
+        hidden: dict[str, Any] = private["_hidden_params"]
+        return hidden
 
 
 class ModelResponse(_HasHiddenParams):

@@ -123,6 +123,18 @@ async def test_garbage_upstream(proxy_factory: Any, emulator: EmulatorServer) ->
     error_of(raw)
 
 
+async def test_json_that_is_not_a_completion_is_a_502(proxy_factory: Any, emulator: EmulatorServer) -> None:
+    async def wrong_shape(received: Received, conn: Conn) -> None:
+        await conn.respond(200, {"id": "x", "created": 1, "choices": [{"index": 0, "text": "legacy"}]})
+
+    async with serve(wrong_shape) as upstream:
+        odd_proxy = proxy_factory({"model_list": [openai_model("odd", "m", upstream.openai_base)]})
+        async with clean(odd_proxy, emulator) as http:
+            status, _, raw = await chat(http, odd_proxy, model="odd")
+    assert status == 502
+    assert "not a chat completion (choices.0.message: Field required)" in error_of(raw)["message"]
+
+
 @pytest.mark.parametrize("model", ["malformed", "truncate", "midstream", "stall", "reset"])
 async def test_broken_stream_ends_with_one_error_event(
     proxy: ProxyServer, emulator: EmulatorServer, model: str

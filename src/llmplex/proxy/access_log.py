@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from llmplex import ModelResponse
 from llmplex.proxy.errors import ProxyError, error_response
 from llmplex.proxy.metrics import ProxyMetrics
+from llmplex.relayed import RelayedResponse
 
 __all__ = ["ACCESS_LOGGER", "MAX_HEADER_BYTES", "ObservabilityMiddleware", "RequestRecord", "log_config", "record_of"]
 
@@ -69,7 +70,7 @@ class RequestRecord:
     upstream_errors: list[tuple[str, str]] = field(default_factory=list)  # (model, error class)
     race_cancelled: list[str] = field(default_factory=list)
     hedges: list[str] = field(default_factory=list)
-    response: ModelResponse | None = None
+    response: ModelResponse | RelayedResponse | None = None
     usage: dict[str, int] | None = None
 
     def first_token(self) -> None:
@@ -231,7 +232,16 @@ def _line(record: RequestRecord, elapsed: float) -> dict[str, Any]:
 def _usage(record: RequestRecord) -> dict[str, int] | None:
     if record.usage is not None:
         return record.usage
-    usage = record.response.usage if record.response is not None else None
+    response = record.response
+    if isinstance(response, RelayedResponse):  # its counts without validating it
+        if not response.has_usage:
+            return None
+        return {
+            "prompt_tokens": response.prompt_tokens,
+            "completion_tokens": response.completion_tokens,
+            "total_tokens": response.total_tokens,
+        }
+    usage = response.usage if response is not None else None
     if usage is None:
         return None
     return {
@@ -241,7 +251,7 @@ def _usage(record: RequestRecord) -> dict[str, int] | None:
     }
 
 
-def _cost(response: ModelResponse | None) -> float | None:
+def _cost(response: ModelResponse | RelayedResponse | None) -> float | None:
     if response is None:
         return None
     try:  # computed on first access, so only when a log line is actually written

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from llmplex import AsyncClient, CompletionStream, ModelResponse
+from llmplex import AsyncClient, CompletionStream
 from llmplex._concurrency import RaceOutcome
 from llmplex._deadline import Deadlines
 from llmplex._latency import DEFAULT_QUANTILE
@@ -208,7 +208,7 @@ async def _fastest(
     extra = {"x-llmplex-overhead-ms": f"{overhead:.3f}", "x-llmplex-fastest-response": "true"}
     if hedge is not None:
         extra["x-llmplex-hedge-delay-ms"] = f"{hedge * 1000.0:.3f}"
-    if isinstance(winner.result, ModelResponse):
+    if not isinstance(winner.result, CompletionStream):
         cost = winner.result.hidden_params.get("response_cost")
         if cost is not None:
             extra["x-llmplex-response-cost"] = repr(float(cost))
@@ -240,7 +240,7 @@ async def _all(
                 record.upstream_failed(label, result)
     parts: list[bytes] = []
     for result in results:
-        if isinstance(result, Routed) and isinstance(result.result, ModelResponse):
+        if isinstance(result, Routed) and not isinstance(result.result, CompletionStream):
             parts.append(result.result.wire_bytes())
         else:
             parts.append(orjson.dumps(slot_error(result if isinstance(result, BaseException) else RuntimeError())))

@@ -23,6 +23,7 @@ from llmplex.config import ClientConfig
 from llmplex.exceptions import APIError, BadRequestError, RateLimitError
 from llmplex.proxy.config import Deployment, ProxyConfig
 from llmplex.proxy.state import RouterState, make_state
+from llmplex.relayed import RelayedResponse
 
 __all__ = ["Routed", "Router"]
 
@@ -32,7 +33,7 @@ _COOLDOWN_STATUSES = frozenset({401, 404, 408, 429})
 
 @dataclass(slots=True)
 class Routed:
-    result: ModelResponse | CompletionStream
+    result: ModelResponse | RelayedResponse | CompletionStream
     deployment: Deployment
 
 
@@ -136,7 +137,7 @@ class Router:
             started = self._clock()
             try:
                 call = resolve_prepared(self._prepared(client, deployment), messages, options, client.config)
-                result = await client.run_call(call)
+                result = await client.run_call(call, relay=True)
             except APIError as exc:
                 await self._failed(group, deployment, exc)
                 fresh = any(id(d) not in tried for d in self._groups[group] if d is not deployment)
@@ -235,9 +236,14 @@ class Router:
         # a group's only deployment is never cooled down: that would turn one failure into many
         await self.state.record_failure(deployment, may_cool_down=len(self._groups[group]) > 1)
 
-    def _succeeded(self, deployment: Deployment, started: float, result: ModelResponse | CompletionStream) -> None:
-        whole = isinstance(result, ModelResponse)  # a stream's latency is its headers', not the answer's
-        tokens = result.usage.total_tokens if isinstance(result, ModelResponse) and result.usage is not None else 0
+    def _succeeded(
+        self, deployment: Deployment, started: float, result: ModelResponse | RelayedResponse | CompletionStream
+    ) -> None:
+        whole = not isinstance(result, CompletionStream)  # a stream's latency is its headers', not the answer's
+        if isinstance(result, RelayedResponse):
+            tokens = result.total_tokens
+        else:
+            tokens = result.usage.total_tokens if isinstance(result, ModelResponse) and result.usage is not None else 0
         self.state.record_success(deployment, (self._clock() - started) * 1000.0, tokens, whole=whole)
 
     async def _backoff(self, attempt: int, exc: APIError) -> None:
