@@ -135,12 +135,14 @@ def _group(state: ProxyState, name: str) -> str:
 def _single(
     routed: Routed, label: str, extra: Mapping[str, str] | None = None, record: RequestRecord | None = None
 ) -> JSONBytesResponse | EventStreamResponse:
-    headers = _route_headers(routed, label)
-    if extra:
-        headers.update(extra)
     result = routed.result
+    deployment = routed.deployment
     if record is not None:
-        record.winner, record.deployment = label, routed.deployment.model_id
+        record.winner, record.deployment = label, deployment.model_id
+    api_base = result.hidden_params.get("api_base") or deployment.api_base
+    headers = list(_route_headers(label, deployment.model_id, str(api_base) if api_base else None))
+    if extra:
+        headers += [(name.encode("latin-1"), _header_value(value).encode("latin-1")) for name, value in extra.items()]
     if isinstance(result, CompletionStream):
         return EventStreamResponse(result, headers, record)
     if record is not None:
@@ -153,35 +155,26 @@ class JSONBytesResponse:
 
     __slots__ = ("body", "raw_headers", "status_code")
 
-    def __init__(self, body: bytes, headers: Mapping[str, str]) -> None:
+    def __init__(self, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
         self.body = body
         self.status_code = 200
-        self.raw_headers = [
-            (b"content-length", str(len(body)).encode()),
-            (b"content-type", b"application/json"),
-            *[(_header_name(k), v.encode("latin-1")) for k, v in headers.items()],
-        ]
+        headers += [(b"content-length", str(len(body)).encode()), (b"content-type", b"application/json")]
+        self.raw_headers = headers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
         await send({"type": "http.response.body", "body": self.body})
 
 
-@functools.lru_cache(maxsize=64)
-def _header_name(name: str) -> bytes:
-    return name.lower().encode("latin-1")
-
-
-def _route_headers(routed: Routed, label: str) -> dict[str, str]:
-    deployment = routed.deployment
-    headers = {"x-llmplex-model": _header_value(label), "x-llmplex-model-id": _header_value(deployment.model_id)}
-    api_base = routed.result.hidden_params.get("api_base") or deployment.api_base
+@functools.lru_cache(maxsize=1024)  # configured names, ids and bases: a bounded set
+def _route_headers(label: str, model_id: str, api_base: str | None) -> tuple[tuple[bytes, bytes], ...]:
+    """Which model and deployment answered, as raw header pairs (computed once per combination)."""
+    headers = [(b"x-llmplex-model", _header_value(label)), (b"x-llmplex-model-id", _header_value(model_id))]
     if api_base:
-        headers["x-llmplex-api-base"] = _header_value(str(api_base).split("?", 1)[0])
-    return headers
+        headers.append((b"x-llmplex-api-base", _header_value(api_base.split("?", 1)[0])))
+    return tuple((name, value.encode("latin-1")) for name, value in headers)
 
 
-@functools.lru_cache(maxsize=1024)  # configured names and bases: a bounded set
 def _header_value(value: str) -> str:
     # header values must be latin-1 and single-line; model names are user-chosen
     return value.encode("latin-1", "replace").decode("latin-1").replace("\r", " ").replace("\n", " ")

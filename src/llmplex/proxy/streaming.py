@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Sequence
 
 from starlette.types import Receive, Scope, Send
 
@@ -38,12 +38,12 @@ class EventStreamResponse:
     def __init__(
         self,
         stream: CompletionStream,
-        headers: Mapping[str, str] | None = None,
+        headers: Sequence[tuple[bytes, bytes]] = (),
         record: RequestRecord | None = None,
     ) -> None:
         self._stream = stream
         self.status_code = 200
-        self.raw_headers = _BASE_HEADERS + [(k.encode(), v.encode("latin-1")) for k, v in (headers or {}).items()]
+        self.raw_headers = [*_BASE_HEADERS, *headers]
         self._record = record
 
     def close(self) -> None:
