@@ -10,10 +10,10 @@ from typing import Any
 import orjson
 import pytest
 
-from llmplex import AsyncClient, ClientConfig, ModelResponse, StreamError
+from llmplex import AsyncClient, ClientConfig, CompletionStream, ModelResponse, ModelResponseStream, StreamError
 from llmplex._request import resolve_call
 from llmplex.cost import completion_cost
-from llmplex.relayed import RelayedResponse, relayable
+from llmplex.relayed import RelayedChunk, RelayedResponse, relayable, relayable_chunk
 from tests.raw_upstream import Conn, RawUpstream, Received, chunk_event, completion_body, serve
 
 MESSAGES = [{"role": "user", "content": "hi"}]
@@ -148,4 +148,66 @@ async def test_a_chunk_that_is_not_a_chunk_ends_the_stream_with_a_stream_error()
                 contents.append(chunk.choices[0].delta.content)
         assert contents == ["a"]
         # the failed stream's connection is closed at once, not left to the garbage collector
+        await asyncio.wait_for(up.disconnected.wait(), 10)
+
+
+def test_relayable_chunk_outline() -> None:
+    chunk = orjson.loads(chunk_event("a").removeprefix(b"data: "))
+    assert relayable_chunk(chunk)
+    assert relayable_chunk({**chunk, "choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": 2}})
+    for change in ({"id": None}, {"created": 1.5}, {"choices": [{"index": 0}]}, {"usage": {"total_tokens": "3"}}):
+        assert not relayable_chunk({**chunk, **change})
+
+
+async def open_relayed_stream(up: RawUpstream, client: AsyncClient) -> CompletionStream:
+    options = {"api_base": up.openai_base, "api_key": "k", "stream": True}
+    stream = await client.run_call(resolve_call("openai/m", MESSAGES, options, client.config), relay=True)
+    assert isinstance(stream, CompletionStream)
+    return stream
+
+
+async def test_a_relayed_stream_hands_out_the_upstream_chunks_unvalidated() -> None:
+    usage_chunk = b'data: {"id":"c","created":1,"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2}}\n\n'
+    events = [chunk_event("he"), chunk_event("llo"), chunk_event(finish="stop"), usage_chunk, b"data: [DONE]\n\n"]
+
+    async def handler(req: Received, conn: Conn) -> None:
+        await conn.start_sse()
+        for event in events:
+            await conn.send(event)
+            await asyncio.sleep(0.01)  # separate reads, so batches are small
+
+    async with serve(handler) as up, AsyncClient(ClientConfig.from_env({}), num_retries=0, timeout=10.0) as client:
+        stream = await open_relayed_stream(up, client)
+        chunks: list[Any] = []
+        for _ in range(20):  # bounded: five chunks
+            batch = await stream.next_batch()
+            if not batch:
+                break
+            chunks += batch
+    assert all(isinstance(c, RelayedChunk) for c in chunks)
+    assert [c.wire_bytes() for c in chunks] == [e.removeprefix(b"data: ").rstrip(b"\n") for e in events[:4]]
+    assert [c.has_content() for c in chunks] == [True, True, False, False]
+    assert chunks[3].usage_counts() == {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
+    assert chunks[0].usage_counts() is None
+    validated = chunks[1].chunk()
+    assert isinstance(validated, ModelResponseStream) and validated.choices[0].delta.content == "llo"
+    assert validated.has_content() and validated.wire_bytes() == chunks[1].wire_bytes()
+
+
+async def test_iterating_a_relayed_stream_validates_and_a_bad_chunk_ends_it() -> None:
+    async def handler(req: Received, conn: Conn) -> None:
+        await conn.start_sse()
+        await conn.send(chunk_event("a"))
+        # a chunk's outline, but a delta that is not one (content must be text)
+        await conn.send(b'data: {"id":"c","created":1,"choices":[{"index":0,"delta":{"content":{"x":1}}}]}\n\n')
+        await conn.wait_client_gone()
+
+    async with serve(handler) as up, AsyncClient(ClientConfig.from_env({}), num_retries=0, timeout=10.0) as client:
+        stream = await open_relayed_stream(up, client)
+        seen: list[Any] = []
+        with pytest.raises(StreamError, match="not a chat completion"):
+            async for chunk in stream:  # bounded by the stream: two chunks, then the error
+                seen.append(chunk)
+        assert len(seen) == 1 and isinstance(seen[0], ModelResponseStream)
+        assert seen[0].choices[0].delta.content == "a"
         await asyncio.wait_for(up.disconnected.wait(), 10)

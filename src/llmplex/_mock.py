@@ -95,6 +95,10 @@ def _mock_stream(call: ResolvedCall, text: str, usage: dict[str, int]) -> Comple
 
 class _MockAdapter:
     name = "mock"
+    relays_wire = False
+
+    def parse_event(self, event: Any, state: StreamState) -> list[ModelResponseStream]:
+        return []  # never called: the stream is preloaded and finished
 
     def new_stream_state(self, request: Any) -> StreamState:
         state = StreamState(request.model)

@@ -20,6 +20,7 @@ from llmplex._sse import SSEDecoder
 from llmplex._transport import RawStream
 from llmplex.exceptions import APIError, StreamError, Timeout, unreadable_response
 from llmplex.providers.base import CompletionRequest, ProviderAdapter
+from llmplex.relayed import RelayedChunk
 from llmplex.types import ModelResponseStream
 
 __all__ = ["CompletionStream"]
@@ -39,13 +40,16 @@ class CompletionStream:
         first_token_timeout: float,
         idle_timeout: float,
         hidden_params: dict[str, Any] | None = None,
+        relay: bool = False,
     ) -> None:
         self._raw = raw
         self._adapter = adapter
         self._request = request
         self._state = adapter.new_stream_state(request)
         self._decoder = SSEDecoder()
-        self._pending: deque[ModelResponseStream] = deque()
+        # RelayedChunk: a relay's chunk, validated only when iterated (see next_batch)
+        self._pending: deque[ModelResponseStream | RelayedChunk] = deque()
+        self._parse_event = adapter.parse_event_relayed if relay and adapter.relays_wire else adapter.parse_event
         self._first_token_timeout = first_token_timeout
         self._idle_timeout = idle_timeout
         self._got_chunk = False
@@ -74,15 +78,34 @@ class CompletionStream:
             if self._ended:
                 raise StopAsyncIteration
             await self._fill()
-        return self._pending.popleft()
+        chunk = self._pending.popleft()
+        return chunk if isinstance(chunk, ModelResponseStream) else self._validated(chunk)
 
-    def take_ready(self) -> list[ModelResponseStream]:
-        """Every chunk already received and decoded, without waiting: a relay can write them in one go."""
-        if not self._pending:
-            return []
+    async def next_batch(self) -> list[ModelResponseStream | RelayedChunk]:
+        """Wait for a chunk, then take every chunk already received ([] once the stream has ended).
+
+        For a relay: chunks of a stream opened with ``relay=True`` come as ``RelayedChunk``s, unvalidated.
+        Errors are raised as iteration raises them.
+        """
+        while not self._pending:
+            if self._error is not None:
+                error, self._error = self._error, None
+                raise error
+            if self._ended:
+                return []
+            await self._fill()
         ready = list(self._pending)
         self._pending.clear()
         return ready
+
+    def _validated(self, chunk: RelayedChunk) -> ModelResponseStream:
+        try:
+            return chunk.chunk()
+        except APIError as exc:  # not a chunk after all: the stream ends here, its socket closed
+            self._pending.clear()
+            self._fail(exc)
+            self._error = None
+            raise
 
     async def peek_first_content(self) -> ModelResponseStream:
         """Read until a chunk with content (text or tool call) is buffered; the chunks stay queued.
@@ -93,7 +116,7 @@ class CompletionStream:
         while True:
             for chunk in self._pending:
                 if chunk.has_content():
-                    return chunk
+                    return chunk if isinstance(chunk, ModelResponseStream) else self._validated(chunk)
             if self._error is not None:
                 error, self._error = self._error, None
                 raise error
@@ -130,7 +153,7 @@ class CompletionStream:
             if self._state.finished:
                 break
             try:
-                chunks = self._adapter.parse_event(event, self._state)
+                chunks = self._parse_event(event, self._state)
             except APIError as exc:
                 self._fail(exc)
                 return

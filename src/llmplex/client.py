@@ -58,14 +58,15 @@ class AsyncClient:
         """Send a call resolved beforehand (``resolve_call``, or ``resolve_prepared`` for fixed settings).
 
         ``relay=True`` (a gateway forwarding the answer): an OpenAI-compatible provider's answer comes
-        back as a ``RelayedResponse``, its bytes unvalidated beyond their outline (see ``llmplex.relayed``).
+        back as a ``RelayedResponse``, its bytes unvalidated beyond their outline, and a stream's chunks
+        come from ``next_batch()`` as ``RelayedChunk``s (see ``llmplex.relayed``).
         """
         if call.mock_response is not None:
             return await mock_completion(call)
         adapter = call.adapter
         try:
             if call.request.stream:
-                return await self._open_stream(call)
+                return await self._open_stream(call, relay)
             # the non-streaming call, inline: it is every batch item's and proxied request's path
             assert call.endpoint is not None
             started = time.perf_counter()
@@ -109,7 +110,7 @@ class AsyncClient:
         hidden.bind(response.model, response.prompt_tokens, response.completion_tokens)
         return response
 
-    async def _open_stream(self, call: ResolvedCall) -> CompletionStream:
+    async def _open_stream(self, call: ResolvedCall, relay: bool = False) -> CompletionStream:
         assert call.endpoint is not None
         adapter = call.adapter
         http = adapter.build_request(call.request, call.endpoint)
@@ -125,6 +126,7 @@ class AsyncClient:
             first_token_timeout=call.first_token_timeout,
             idle_timeout=call.idle_timeout,
             hidden_params=hidden,
+            relay=relay,
         )
 
     # --- batch shapes (implemented in llmplex.batch) ---------------------------------------------

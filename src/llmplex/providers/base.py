@@ -10,13 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import orjson
 
 from llmplex._sse import SSEEvent
 from llmplex.exceptions import APIStatusError, ContextWindowExceededError
 from llmplex.types import ModelResponse, ModelResponseStream
+
+if TYPE_CHECKING:
+    from llmplex.relayed import RelayedChunk
 
 __all__ = [
     "OPENAI_PARAMS",
@@ -151,6 +154,10 @@ class ProviderAdapter:
 
     def parse_event(self, event: SSEEvent, state: StreamState) -> list[ModelResponseStream]:
         raise NotImplementedError
+
+    def parse_event_relayed(self, event: SSEEvent, state: StreamState) -> list[ModelResponseStream | RelayedChunk]:
+        """``parse_event`` for a relay: adapters with ``relays_wire`` may return chunks unvalidated."""
+        return list(self.parse_event(event, state))
 
     def parse_error(self, status: int, body: Any) -> ErrorDetails:
         """Default: OpenAI-style ``{"error": {"message", "type", "code", "param"}}`` bodies."""

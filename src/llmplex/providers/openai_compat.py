@@ -21,6 +21,7 @@ from llmplex.providers.base import (
     StreamState,
     openai_error_details,
 )
+from llmplex.relayed import RelayedChunk, relayable_chunk
 from llmplex.types import ModelResponse, ModelResponseStream
 
 __all__ = ["COMPATIBLE_PROVIDERS", "CompatibleProvider", "OpenAIAdapter", "OpenAICompatibleAdapter"]
@@ -66,19 +67,32 @@ class OpenAIAdapter(ProviderAdapter):
         return ModelResponse.model_validate(body)
 
     def parse_event(self, event: SSEEvent, state: StreamState) -> list[ModelResponseStream]:
+        obj = self._chunk_object(event, state)
+        return [] if obj is None else [ModelResponseStream.from_wire(obj, event.data)]
+
+    def parse_event_relayed(self, event: SSEEvent, state: StreamState) -> list[ModelResponseStream | RelayedChunk]:
+        obj = self._chunk_object(event, state)
+        if obj is None:
+            return []
+        if relayable_chunk(obj):
+            return [RelayedChunk(obj, event.data)]
+        return [ModelResponseStream.from_wire(obj, event.data)]
+
+    def _chunk_object(self, event: SSEEvent, state: StreamState) -> dict[str, Any] | None:
+        """The chunk an event carries; None for events that carry none ([DONE], empty, preambles)."""
         data = event.data
         if data.startswith("[DONE]"):
             state.finished = True
-            return []
+            return None
         if not data:
-            return []
+            return None
         obj = event_object(data, self.name)
         if obj.get("error"):
             details = openai_error_details(500, obj)
             raise StreamError(details.message, provider=self.name, body=obj, code=details.code, type=details.type)
         if not obj.get("choices") and not obj.get("usage"):
-            return []  # e.g. Azure's content-filter preamble chunk
-        return [ModelResponseStream.from_wire(obj, data)]
+            return None  # e.g. Azure's content-filter preamble chunk
+        return obj
 
 
 @dataclass(frozen=True, slots=True)

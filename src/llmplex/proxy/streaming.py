@@ -20,6 +20,7 @@ from llmplex._sse import encode_data, encode_done
 from llmplex.proxy.access_log import RequestRecord
 from llmplex.proxy.disconnect import wait_disconnect
 from llmplex.proxy.errors import error_event
+from llmplex.relayed import RelayedChunk
 
 __all__ = ["EventStreamResponse"]
 
@@ -70,9 +71,8 @@ class EventStreamResponse:
         record = self._record
         try:
             async with stream:  # closes the upstream unless it ended cleanly (then it may be reused)
-                async for first in stream:
-                    # chunks that arrived together go out in one write (nothing waits for more)
-                    chunks = [first, *stream.take_ready()]
+                # chunks that arrived together go out in one write (nothing waits for more)
+                while chunks := await stream.next_batch():
                     if record is not None:
                         for chunk in chunks:
                             _observe(record, chunk)
@@ -86,9 +86,14 @@ class EventStreamResponse:
         await send({"type": "http.response.body", "body": tail, "more_body": False})
 
 
-def _observe(record: RequestRecord, chunk: ModelResponseStream) -> None:
+def _observe(record: RequestRecord, chunk: ModelResponseStream | RelayedChunk) -> None:
     if record.ttft is None and chunk.has_content():
         record.first_token()
+    if isinstance(chunk, RelayedChunk):
+        counts = chunk.usage_counts()
+        if counts is not None:
+            record.usage = counts
+        return
     usage = chunk.usage
     if usage is not None:
         record.usage = {
