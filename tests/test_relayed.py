@@ -66,7 +66,7 @@ async def test_relayed_answer_is_the_upstream_bytes_and_reads_like_a_model_respo
         response = await relay(up, "openai/gpt-4o-mini")
     assert isinstance(response, RelayedResponse)
     assert response.wire_bytes() == wire
-    assert (response.prompt_tokens, response.completion_tokens, response.total_tokens) == (1000, 500, 1500)
+    assert response.usage_counts() == {"prompt_tokens": 1000, "completion_tokens": 500, "total_tokens": 1500}
     assert response.hidden_params["api_base"] == up.openai_base
     assert response.hidden_params["response_ms"] > 0
     # everything else validates the body once, on first use

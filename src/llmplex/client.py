@@ -107,7 +107,8 @@ class AsyncClient:
         hidden["response_ms"] = elapsed_ms
         self.latency.record(call.label, elapsed_ms)
         response = RelayedResponse(raw, body, hidden)
-        hidden.bind(response.model, response.prompt_tokens, response.completion_tokens)
+        counts = response.usage_counts() or {}
+        hidden.bind(response.model, counts.get("prompt_tokens", 0), counts.get("completion_tokens", 0))
         return response
 
     async def _open_stream(self, call: ResolvedCall, relay: bool = False) -> CompletionStream:

@@ -28,20 +28,43 @@ def relayable(body: Any) -> bool:
 
     Anything else goes through ``ModelResponse`` validation and its errors, as before.
     """
-    if not isinstance(body, dict) or not isinstance(body.get("id"), str) or not isinstance(body.get("created"), int):
+    return isinstance(body, dict) and "error" not in body and _has_outline(body, "message")
+
+
+def relayable_chunk(obj: dict[str, Any]) -> bool:
+    """Whether a streamed chunk has a chunk's outline (choices with deltas instead of messages), so it can
+    be relayed without validation. Anything else is validated as before."""
+    return _has_outline(obj, "delta")
+
+
+def _has_outline(obj: dict[str, Any], part: str) -> bool:
+    """An id, a creation time, choices that each hold a ``part`` object, integer token counts if any."""
+    if not isinstance(obj.get("id"), str) or not isinstance(obj.get("created"), int):
         return False
-    choices = body.get("choices")
-    if not isinstance(choices, list) or "error" in body:
+    choices = obj.get("choices")
+    if not isinstance(choices, list):
         return False
     for choice in choices:
-        if not isinstance(choice, dict) or not isinstance(choice.get("message"), dict):
+        if not isinstance(choice, dict) or not isinstance(choice.get(part), dict):
             return False
-    usage = body.get("usage")
+    usage = obj.get("usage")
     if usage is None:
         return True
     return isinstance(usage, dict) and all(
         type(usage.get(key, 0)) is int for key in ("prompt_tokens", "completion_tokens", "total_tokens")
     )
+
+
+def _usage_counts(usage: dict[str, int] | None) -> dict[str, int] | None:
+    """Token counts of an outline-checked ``usage`` object (a missing total is the sum), or None."""
+    if not usage:
+        return None
+    prompt, completion = usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": usage.get("total_tokens") or prompt + completion,
+    }
 
 
 class RelayedResponse:
@@ -51,7 +74,7 @@ class RelayedResponse:
     body into a ``ModelResponse`` once and read it from there.
     """
 
-    __slots__ = ("_body", "_parsed", "_wire", "completion_tokens", "hidden_params", "model", "prompt_tokens")
+    __slots__ = ("_body", "_parsed", "_wire", "hidden_params", "model")
 
     def __init__(self, wire: bytes, body: dict[str, Any], hidden_params: dict[str, Any]) -> None:
         self._wire = wire
@@ -60,19 +83,10 @@ class RelayedResponse:
         self.hidden_params = hidden_params
         model = body.get("model")
         self.model: str | None = model if isinstance(model, str) else None
-        usage = body.get("usage") or {}
-        self.prompt_tokens: int = usage.get("prompt_tokens", 0)
-        self.completion_tokens: int = usage.get("completion_tokens", 0)
 
-    @property
-    def total_tokens(self) -> int:
-        usage = self._body.get("usage")
-        total = usage.get("total_tokens") if usage else None
-        return total if total else self.prompt_tokens + self.completion_tokens
-
-    @property
-    def has_usage(self) -> bool:
-        return self._body.get("usage") is not None
+    def usage_counts(self) -> dict[str, int] | None:
+        """``prompt_tokens``, ``completion_tokens``, ``total_tokens`` read without validating; None without usage."""
+        return _usage_counts(self._body.get("usage"))
 
     def wire_bytes(self) -> bytes:
         return self._wire
@@ -96,25 +110,6 @@ class RelayedResponse:
 
     def __repr__(self) -> str:
         return f"RelayedResponse(model={self.model!r}, {len(self._wire)} bytes)"
-
-
-def relayable_chunk(obj: dict[str, Any]) -> bool:
-    """Whether a streamed chunk has a chunk's outline (id, creation time, choices with deltas, integer
-    token counts), so it can be relayed without validation. Anything else is validated as before."""
-    if not isinstance(obj.get("id"), str) or not isinstance(obj.get("created"), int):
-        return False
-    choices = obj.get("choices")
-    if not isinstance(choices, list):
-        return False
-    for choice in choices:
-        if not isinstance(choice, dict) or not isinstance(choice.get("delta"), dict):
-            return False
-    usage = obj.get("usage")
-    if usage is None:
-        return True
-    return isinstance(usage, dict) and all(
-        type(usage.get(key, 0)) is int for key in ("prompt_tokens", "completion_tokens", "total_tokens")
-    )
 
 
 class RelayedChunk:
@@ -141,15 +136,7 @@ class RelayedChunk:
         return False
 
     def usage_counts(self) -> dict[str, int] | None:
-        usage = self._obj.get("usage")
-        if not usage:
-            return None
-        prompt, completion = usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)
-        return {
-            "prompt_tokens": prompt,
-            "completion_tokens": completion,
-            "total_tokens": usage.get("total_tokens") or prompt + completion,
-        }
+        return _usage_counts(self._obj.get("usage"))
 
     def chunk(self) -> ModelResponseStream:
         parsed = self._parsed

@@ -234,13 +234,7 @@ def _usage(record: RequestRecord) -> dict[str, int] | None:
         return record.usage
     response = record.response
     if isinstance(response, RelayedResponse):  # its counts without validating it
-        if not response.has_usage:
-            return None
-        return {
-            "prompt_tokens": response.prompt_tokens,
-            "completion_tokens": response.completion_tokens,
-            "total_tokens": response.total_tokens,
-        }
+        return response.usage_counts()
     usage = response.usage if response is not None else None
     if usage is None:
         return None

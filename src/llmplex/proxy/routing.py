@@ -241,7 +241,8 @@ class Router:
     ) -> None:
         whole = not isinstance(result, CompletionStream)  # a stream's latency is its headers', not the answer's
         if isinstance(result, RelayedResponse):
-            tokens = result.total_tokens
+            counts = result.usage_counts()
+            tokens = counts["total_tokens"] if counts else 0
         else:
             tokens = result.usage.total_tokens if isinstance(result, ModelResponse) and result.usage is not None else 0
         self.state.record_success(deployment, (self._clock() - started) * 1000.0, tokens, whole=whole)
