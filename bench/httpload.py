@@ -1,5 +1,6 @@
 """Python HTTP clients for what wrk does not measure: latency at concurrency 1, time to first token,
-many concurrent slow streams; and the fallback closed-loop load generator. aiohttp, run on the load core.
+many concurrent slow streams; and the fallback closed-loop load generator. Run on the load core; aiohttp,
+except for the slow streams (``bench.sse_client``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 import aiohttp
+import orjson
 
+from bench.sse_client import SSEClient, StreamResult
 from bench.stats import percentile
 
 T = TypeVar("T")
@@ -89,25 +92,26 @@ async def slow_streams(
     url: str, body: dict[str, Any], headers: dict[str, str], streams: int, timeout: float, ramp: float = 0.5
 ) -> dict[str, Any]:
     """``streams`` concurrent streams opened evenly over ``ramp`` seconds (500 handshakes in one instant would
-    measure the accept queue, not streaming); the largest gap between data events inside any one stream."""
+    measure the accept queue, not streaming); the largest gap between data events inside any one stream.
+    The client is ``SSEClient`` (bare protocol, C parser): with aiohttp the client alone kept its core busy."""
+    client = SSEClient(url, orjson.dumps(body), headers)
 
-    async def staggered(i: int) -> tuple[float, list[float], bool]:
+    async def staggered(i: int) -> StreamResult:
         await asyncio.sleep(ramp * i / streams)
-        return await first_token(session, url, body, headers)
+        return await client.stream()
 
     # the client is the measuring instrument: a garbage-collection pause in it would show up as a gap in
     # every stream, whichever target it measures (a few seconds of allocations fit in memory easily)
     gc.collect()
     gc.disable()
     try:
-        async with _session(streams + 10) as session:
-            t0 = time.perf_counter()
-            tasks = [asyncio.ensure_future(staggered(i)) for i in range(streams)]
-            done, pending = await asyncio.wait(tasks, timeout=timeout)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
-            wall = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        tasks = [asyncio.ensure_future(staggered(i)) for i in range(streams)]
+        done, pending = await asyncio.wait(tasks, timeout=timeout)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        wall = time.perf_counter() - t0
     finally:
         gc.enable()
     gaps: list[float] = []
@@ -116,10 +120,11 @@ async def slow_streams(
         if task.exception() is not None:
             errors += 1
             continue
-        _, arrivals, finished = task.result()
+        result = task.result()
+        finished = result.done and result.status == 200
         completed += finished
         errors += not finished
-        gaps.extend((b - a) * 1000 for a, b in itertools.pairwise(arrivals))
+        gaps.extend((b - a) * 1000 for a, b in itertools.pairwise(result.arrivals))
     return {
         "streams": streams,
         "completed": completed,
