@@ -9,7 +9,6 @@ upstream is silent still closes the upstream at once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Sequence
 
@@ -52,17 +51,33 @@ class EventStreamResponse:
         self._stream.close()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        pump = asyncio.ensure_future(self._pump(send))
-        watch = asyncio.ensure_future(wait_disconnect(receive))
+        # the pump runs in this task (a task of its own would start an event-loop turn later, and under load
+        # a turn takes milliseconds); a watcher task cancels it when the client leaves
+        current = asyncio.current_task()
+        assert current is not None
+        left = pumping = False
+
+        async def watch() -> None:
+            nonlocal left
+            await wait_disconnect(receive)
+            if pumping:
+                left = True
+                current.cancel()
+
+        watcher = asyncio.get_running_loop().create_task(watch())
+        pumping = True
         try:
-            await asyncio.wait((pump, watch), return_when=asyncio.FIRST_COMPLETED)
+            await self._pump(send)  # on cancellation its ``async with stream`` closes the upstream
+        except asyncio.CancelledError:
+            if not left or current.uncancel() > 0:
+                raise  # cancelled by the server, not (only) by the client leaving
+        except OSError:
+            pass  # the client's socket broke mid-write: it is gone, and so is the upstream (closed above)
         finally:
-            watch.cancel()
-            pump.cancel()  # no-op when it finished; on disconnect this closes the upstream via its finally
-            with contextlib.suppress(asyncio.CancelledError, OSError):
-                await pump
-            with contextlib.suppress(asyncio.CancelledError):
-                await watch
+            pumping = False
+            watcher.cancel()
+            _watchers.add(watcher)  # a cancelled task finishes on the next turn; keep it referenced until then
+            watcher.add_done_callback(_watchers.discard)
 
     async def _pump(self, send: Send) -> None:
         stream = self._stream
@@ -84,6 +99,9 @@ class EventStreamResponse:
                 record.error = type(exc).__name__
                 record.upstream_failed(record.winner or record.model, exc)
         await send({"type": "http.response.body", "body": tail, "more_body": False})
+
+
+_watchers: set[asyncio.Task[None]] = set()
 
 
 def _observe(record: RequestRecord, chunk: ModelResponseStream | RelayedChunk) -> None:
