@@ -115,6 +115,7 @@ async def slow_streams(
     finally:
         gc.enable()
     gaps: list[float] = []
+    ttfts: list[float] = []  # per stream: request sent -> first content, while the others stream
     completed = errors = 0
     for task in done:
         if task.exception() is not None:
@@ -125,6 +126,8 @@ async def slow_streams(
         completed += finished
         errors += not finished
         gaps.extend((b - a) * 1000 for a, b in itertools.pairwise(result.arrivals))
+        if result.ttft >= 0:
+            ttfts.append(result.ttft)
     return {
         "streams": streams,
         "completed": completed,
@@ -134,6 +137,8 @@ async def slow_streams(
         "max_gap_ms": max(gaps) if gaps else None,
         "p99_gap_ms": percentile(gaps, 99) if gaps else None,
         "gaps_over_100ms": sum(1 for g in gaps if g > 100),
+        "ttft_p50_ms": percentile(ttfts, 50) if ttfts else None,
+        "ttft_p99_ms": percentile(ttfts, 99) if ttfts else None,
     }
 
 

@@ -159,6 +159,14 @@ def get_proxy(ctx: RunContext, name: str) -> RunningProxy:
     return proxy
 
 
+def slow_stream_body() -> dict[str, Any]:
+    """A stream of ``SLOW_STREAM_MODEL`` with its 40 chunks: the emulator splits its echo of the prompt into at
+    most as many pieces as it has characters, and ``chat_body``'s prompt gives only 33."""
+    body = chat_body(SLOW_STREAM_MODEL, stream=True)
+    body["messages"][0]["content"] = "Say hello to the benchmark, forty chunks in all."
+    return body
+
+
 def chat_body(model: str = MODEL, stream: bool = False) -> dict[str, Any]:
     body: dict[str, Any] = {"model": model, "messages": [{"role": "user", "content": "Say hello to the benchmark."}]}
     if stream:

@@ -6,7 +6,7 @@ from typing import Any
 
 from bench.context import RunContext
 from bench.httpload import run_client, slow_streams, stream_ttft
-from bench.proxies import LABELS, MASTER_KEY, MODEL, SLOW_STREAM_MODEL, chat_body
+from bench.proxies import LABELS, MASTER_KEY, MODEL, SLOW_STREAM_MODEL, chat_body, slow_stream_body
 from bench.scenarios import ScenarioResult
 from bench.scenarios.proxy_common import proxy_names, target_url
 from bench.stats import fmt, fmt_spread, percentile, summary
@@ -37,8 +37,11 @@ def run(ctx: RunContext, result: ScenarioResult) -> None:
         'stream (the emulator sends one every 50 ms, so ~50 ms is ideal; "wall" ~2.5 s when nothing queues). '
         f"Per target one warm-up run (excluded: it opens the proxy's upstream connections), then {s.rounds} "
         "measured run(s); max gap and p99 gap are the median across runs (min..max), completed and gaps > 100 ms "
-        "are summed over them. The client and the emulator share core 0, so the direct row is the client's own "
-        "limit."
+        'are summed over them. "First token" is each stream\'s time from sending its request to its first content '
+        "event while the streams before it run (the opening of a stream under load, outside the gap figures); "
+        "p50 and p99 over a run's streams, median across runs. The client (a bare asyncio protocol with "
+        "httptools' parser, `bench/sse_client.py`) and the emulator share core 0, so the direct row is the "
+        "instrument's own limit."
     )
     d50, d99 = percentile(ttft.get("direct", []), 50), percentile(ttft.get("direct", []), 99)
     rows = [
@@ -60,13 +63,25 @@ def run(ctx: RunContext, result: ScenarioResult) -> None:
             fmt_spread(h["max_gap"], 1),
             fmt(h["p99_gap_ms"], 1),
             str(h["gaps_over_100ms"]),
+            fmt(h["ttft_p50_ms"], 1),
+            fmt(h["ttft_p99_ms"], 1),
             fmt(h["wall_s"], 2, " s"),
         ]
         for n, h in held.items()
     ]
     result.table(
         f"{s.slow_streams} concurrent slow streams",
-        ["target", "completed", "failed", "max gap ms", "p99 gap ms", "gaps > 100 ms (all rounds)", "wall"],
+        [
+            "target",
+            "completed",
+            "failed",
+            "max gap ms",
+            "p99 gap ms",
+            "gaps > 100 ms (all rounds)",
+            "first token p50 ms",
+            "first token p99 ms",
+            "wall",
+        ],
         rows,
     )
     _targets(result, ttft, held, s.slow_streams)
@@ -78,7 +93,7 @@ def _slow_streams(ctx: RunContext, result: ScenarioResult, headers: dict[str, st
     s = ctx.settings
     names = ["direct", "floor", "llmplex"] + (["litellm"] if not s.quick else [])
     held: dict[str, dict[str, Any]] = {}
-    body = chat_body(SLOW_STREAM_MODEL, stream=True)
+    body = slow_stream_body()
     for name in names:
         target = target_url(ctx, name, result)
         if target is None:
@@ -110,6 +125,8 @@ def _merge_rounds(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "max_gap": summary(gaps),
         "p99_gap_ms": summary([r["p99_gap_ms"] for r in runs if r["p99_gap_ms"] is not None])["median"],
         "gaps_over_100ms": sum(r["gaps_over_100ms"] for r in runs),
+        "ttft_p50_ms": summary([r["ttft_p50_ms"] for r in runs if r.get("ttft_p50_ms") is not None])["median"],
+        "ttft_p99_ms": summary([r["ttft_p99_ms"] for r in runs if r.get("ttft_p99_ms") is not None])["median"],
         "wall_s": summary([r["wall_s"] for r in runs])["median"],
         "rounds": runs,
     }
