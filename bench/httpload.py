@@ -30,6 +30,20 @@ def run_client(coro: Coroutine[Any, Any, T]) -> T:
     return uvloop.run(coro)
 
 
+async def run_capped(
+    coros: list[Coroutine[Any, Any, T]], cap: float
+) -> tuple[set[asyncio.Task[T]], set[asyncio.Task[T]], float]:
+    """Run ``coros`` concurrently for at most ``cap`` seconds: (finished tasks, tasks cancelled at the cap,
+    wall seconds). Cancelled tasks have finished cancelling when this returns."""
+    t0 = time.perf_counter()
+    tasks = [asyncio.ensure_future(coro) for coro in coros]
+    done, pending = await asyncio.wait(tasks, timeout=cap)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    return done, pending, time.perf_counter() - t0
+
+
 def _session(limit: int = 100) -> aiohttp.ClientSession:
     return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=limit), timeout=aiohttp.ClientTimeout(total=60))
 
@@ -105,13 +119,7 @@ async def slow_streams(
     gc.collect()
     gc.disable()
     try:
-        t0 = time.perf_counter()
-        tasks = [asyncio.ensure_future(staggered(i)) for i in range(streams)]
-        done, pending = await asyncio.wait(tasks, timeout=timeout)
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
-        wall = time.perf_counter() - t0
+        done, pending, wall = await run_capped([staggered(i) for i in range(streams)], timeout)
     finally:
         gc.enable()
     gaps: list[float] = []

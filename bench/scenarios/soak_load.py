@@ -11,6 +11,7 @@ from typing import Any
 
 import aiohttp
 
+from bench.httpload import run_capped
 from bench.proxies import MODEL, chat_body
 from bench.stats import percentile
 
@@ -105,13 +106,7 @@ async def mixed_load(
 
     connector = aiohttp.TCPConnector(limit=clients)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=None)) as session:
-        t0 = time.perf_counter()
-        tasks = [asyncio.ensure_future(client(session)) for _ in range(clients)]
-        _, pending = await asyncio.wait(tasks, timeout=time_cap)
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
-        wall = time.perf_counter() - t0
+        _, _, wall = await run_capped([client(session) for _ in range(clients)], time_cap)
     # a request still open at the cap was sent but never answered
     answered = tally.successes + tally.expected_errors + tally.unexpected + tally.lost + tally.hung
     tally.hung += tally.sent - answered
