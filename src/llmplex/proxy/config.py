@@ -22,6 +22,7 @@ from llmplex.config import ClientConfig
 from llmplex.exceptions import ConfigError, UnknownModelError
 from llmplex.providers import resolve_model
 from llmplex.proxy.config_checks import Checker
+from llmplex.proxy.health import HEALTH_KEYS, HealthSettings, health_settings
 from llmplex.proxy.redis_settings import OWN_SECTION, RedisSettings, redis_settings
 from llmplex.proxy.yaml_source import SourceDoc, join, parse_yaml
 
@@ -59,7 +60,7 @@ _ROUTER = frozenset(
     {"routing_strategy", "num_retries", "timeout", "fallbacks", "allowed_fails", "cooldown_time", "model_group_alias"}
 ) | {"redis_host", "redis_port", "redis_password", "redis_url"}
 _LITELLM = frozenset({"drop_params", "num_retries", "request_timeout", "fallbacks", "allowed_fails", "cooldown_time"})
-_GENERAL = frozenset({"master_key"})
+_GENERAL = frozenset({"master_key"}) | HEALTH_KEYS
 # litellm_params that steer the router, not the request
 _ROUTING_PARAMS = frozenset({"model", "rpm", "tpm", "weight"})
 # litellm_params that LiteLLM understands but llmplex does not (never forwarded upstream)
@@ -132,6 +133,7 @@ class ProxyConfig:
     start_emulator: bool = False
     default_model: str | None = None  # `llmplex --model X`: every request goes to X (LiteLLM semantics)
     redis: RedisSettings | None = None  # None: router state is per process
+    health: HealthSettings = field(default_factory=HealthSettings)
     warnings: tuple[str, ...] = ()
     source: str | None = None
 
@@ -226,6 +228,7 @@ def build_config(doc: SourceDoc, environ: Mapping[str, str] | None) -> ProxyConf
         or DEFAULT_BODY_TIMEOUT,
         start_emulator=bool(check.optional(own, f"{_OWN_SECTION}.start_emulator", bool)),
         redis=redis_settings(check, router_raw, own, env),
+        health=health_settings(check, general, env),
         warnings=tuple(check.warnings()),
     )
 

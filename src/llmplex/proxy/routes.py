@@ -23,13 +23,14 @@ from llmplex.proxy.auth import Authenticator
 from llmplex.proxy.config import ProxyConfig
 from llmplex.proxy.disconnect import ClientDisconnected, until_disconnect
 from llmplex.proxy.errors import ProxyError, error_response, slot_error
+from llmplex.proxy.health import HealthChecker
 from llmplex.proxy.metrics import ProxyMetrics
 from llmplex.proxy.multi import gather_all, race
 from llmplex.proxy.request import ChatCall, parse_chat, read_body
 from llmplex.proxy.routing import Routed, Router
 from llmplex.proxy.streaming import EventStreamResponse
 
-__all__ = ["ProxyState", "chat_completions", "health_liveliness", "health_readiness", "list_models"]
+__all__ = ["ProxyState", "chat_completions", "list_models", "state_of"]
 
 _JSON = "application/json"
 
@@ -45,6 +46,9 @@ class ProxyState:
     metrics: ProxyMetrics = field(default_factory=ProxyMetrics)
     deadlines: Deadlines = field(default_factory=Deadlines)  # request-body timeouts, one shared timer
     created: int = field(default_factory=lambda: int(time.time()))
+    health: HealthChecker | None = None
+    prices: dict[str, dict[str, float | None]] = field(default_factory=dict)  # model_id -> per-token prices
+    routes_body: bytes = b""
 
 
 def state_of(request: Request) -> ProxyState:
@@ -61,7 +65,8 @@ async def chat_completions(request: Request) -> Response | JSONBytesResponse | E
         state.auth.check(request.headers)
         config = state.config
         body = await read_body(request, config.max_request_body_bytes, config.request_body_timeout, state.deadlines)
-        call = parse_chat(body, state.config.default_model)
+        # --model overrides every name; else an Azure-style path's model (/openai/deployments/{model}/...)
+        call = parse_chat(body, config.default_model or request.path_params.get("model"))
         labels = call.labels
         groups = [_group(state, name) for name in call.labels]
         if record is not None:
@@ -254,17 +259,6 @@ def models_body(config: ProxyConfig, created: int) -> bytes:
         {"id": name, "object": "model", "created": created, "owned_by": "llmplex"} for name in config.model_names()
     ]
     return orjson.dumps({"object": "list", "data": data})
-
-
-async def health_liveliness(request: Request) -> Response:
-    return Response(b'"I\'m alive!"', media_type=_JSON)
-
-
-async def health_readiness(request: Request) -> Response:
-    state = state_of(request)
-    ready = state.client is not None
-    body = {"status": "healthy" if ready else "starting", "models": len(state.config.model_names())}
-    return Response(orjson.dumps(body), status_code=200 if ready else 503, media_type=_JSON)
 
 
 async def openapi(request: Request) -> Response:
