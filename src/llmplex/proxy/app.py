@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import logging
 import os
 from collections.abc import AsyncIterator, Mapping
 
@@ -160,8 +161,12 @@ def app_from_env(environ: Mapping[str, str] | None = None) -> ProxyApp:
     if path:
         app = create_app(load_config(path, environ=env))
     elif model:
-        app = create_app(single_model_config(model, environ=env))
+        # the CLI's --model settings as JSON ({"model", "alias", "params", "drop_params"}), or a bare name
+        spec = orjson.loads(model) if model.startswith("{") else {"model": model}
+        app = create_app(single_model_config(spec.pop("model"), environ=env, **spec))
     else:
         raise RuntimeError(f"set {CONFIG_ENV} (a config file) or {MODEL_ENV} (a model name)")
+    if env.get("LLMPLEX_DEBUG"):  # --debug, for the workers (see cli.DEBUG_ENV)
+        logging.getLogger("llmplex").setLevel(logging.DEBUG)
     freeze_startup_objects()  # each worker process, as the single-process CLI does
     return app

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import ipaddress
+import json
 import logging
 import os
 import signal
@@ -18,70 +19,58 @@ from collections.abc import Sequence
 from types import FrameType
 from typing import Any
 
+import llmplex
 from llmplex.exceptions import ConfigError
 from llmplex.proxy import demo
 from llmplex.proxy.access_log import log_config
+from llmplex.proxy.cli_args import REFUSED_SERVERS, build_parser
+from llmplex.proxy.cli_probe import proxy_url, run_health, run_test
 from llmplex.proxy.config import ProxyConfig, load_config, single_model_config
+from llmplex.proxy.tls import check_tls
 from llmplex.proxy.yaml_source import parse_yaml
 
 __all__ = ["main"]
 
 _EXIT_CONFIG = 2
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="llmplex", description="OpenAI-compatible LLM proxy (LiteLLM config format)")
-    source = parser.add_mutually_exclusive_group()
-    source.add_argument("--config", "-c", help="LiteLLM-format config.yaml")
-    source.add_argument("--model", help="serve one model without a config (every request goes to it)")
-    source.add_argument("--demo", action="store_true", help="offline demo: emulated providers, no API key needed")
-    parser.add_argument("--host", default=None, help="bind address (default 0.0.0.0; 127.0.0.1 for --demo)")
-    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "4000")), help="port (default 4000)")
-    parser.add_argument("--num_workers", "--num-workers", type=int, default=1, dest="num_workers")
-    parser.add_argument(
-        "--log-level",
-        "--log_level",
-        default="warning",
-        dest="log_level",
-        choices=["critical", "error", "warning", "info", "debug"],
-    )
-    parser.add_argument(
-        "--access-log", action="store_true", help="one JSON line per request on stderr (off by default: it costs)"
-    )
-    parser.add_argument(
-        "--graceful-timeout",
-        "--graceful_timeout",
-        type=float,
-        default=30.0,
-        dest="graceful_timeout",
-        help="on SIGTERM, seconds to let in-flight requests and streams finish (default 30)",
-    )
-    parser.add_argument(
-        "--allow-unauthenticated", action="store_true", help="serve a non-loopback address without a master key"
-    )
-    return parser
+_EXIT_USAGE = 2
+DEBUG_ENV = "LLMPLEX_DEBUG"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    if args.version:
+        sys.stdout.write(f"llmplex {llmplex.__version__}\n")
+        return 0
+    for flag, server in REFUSED_SERVERS.items():
+        if getattr(args, flag):
+            _say(
+                f"error: --{flag}: llmplex does not run under {server}; it serves with uvicorn. "
+                "Use --num_workers N for N worker processes (with Redis in router_settings to share limits)."
+            )
+            return _EXIT_USAGE
+    _configure_logging(args)
     environ = dict(os.environ)
+    if args.health or args.test is not None:
+        return _probe(args, environ)
     # uvicorn re-raises SIGTERM after its graceful shutdown; turn it into an exception so the
     # cleanup below (stopping the demo emulator) runs and the exit status is 0
     signal.signal(signal.SIGTERM, _terminate)
     emulator = None
     try:
-        path = str(demo.demo_config_path()) if args.demo else args.config
+        tls = check_tls(args.ssl_keyfile_path, args.ssl_certfile_path)
+        path = str(demo.demo_config_path()) if args.demo else (None if args.model else args.config)
         if path and _wants_emulator(path) and demo.EMULATOR_ENV not in environ:
             emulator, entries = demo.start_emulator()
             environ.update(entries)
             _say(f"started the emulator at {entries[demo.EMULATOR_ENV]}")
         config = _load(args, path, environ)
-        host = args.host or os.environ.get("HOST") or ("127.0.0.1" if args.demo else "0.0.0.0")
+        # a config that runs on the emulator (the demos) has nothing to guard: it binds loopback by default
+        local = args.demo or config.start_emulator
+        host = args.host or os.environ.get("HOST") or ("127.0.0.1" if local else "0.0.0.0")
         _check_auth(config, host, args.allow_unauthenticated)
         for warning in config.warnings:
             _say(f"warning: {warning}")
-        _serve(args, config, host, environ)
+        _serve(args, config, host, environ, tls)
     except ConfigError as exc:
         _say(f"error: {exc}")
         return _EXIT_CONFIG
@@ -93,6 +82,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def _configure_logging(args: argparse.Namespace) -> None:
+    level = "DEBUG" if args.detailed_debug else args.log_level.upper()
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    if args.debug or args.detailed_debug:
+        # per-request routing lines (llmplex.router / llmplex.proxy at debug level); workers read the variable
+        os.environ[DEBUG_ENV] = "1"
+    if os.environ.get(DEBUG_ENV):
+        logging.getLogger("llmplex").setLevel(logging.DEBUG)
+    if args.detailed_debug:
+        args.log_level = "debug"
+
+
+def _probe(args: argparse.Namespace, environ: dict[str, str]) -> int:
+    tls = bool(args.ssl_certfile_path)
+    if isinstance(args.test, str):
+        return run_test(args.test.rstrip("/"), args.model, environ)
+    base = proxy_url(args.host or environ.get("HOST"), args.port, tls)
+    if args.health:
+        return run_health(base, environ)
+    return run_test(base, args.model, environ)
+
+
 def _terminate(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
@@ -101,7 +112,19 @@ def _load(args: argparse.Namespace, path: str | None, environ: dict[str, str]) -
     if path:
         return load_config(path, environ=environ)
     if args.model:
-        return single_model_config(args.model, environ=environ)
+        params = {
+            "api_base": args.api_base,
+            "api_version": args.api_version,
+            "temperature": args.temperature,
+            "max_tokens": args.max_tokens,
+        }
+        spec = {
+            "alias": args.alias,
+            "params": {k: v for k, v in params.items() if v is not None},
+            "drop_params": args.drop_params,
+        }
+        args.model_spec = {"model": args.model, **spec}  # what worker processes rebuild the config from
+        return single_model_config(args.model, environ=environ, **spec)
     raise ConfigError("nothing to serve: pass --config config.yaml, --model NAME or --demo")
 
 
@@ -135,7 +158,9 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _serve(args: argparse.Namespace, config: ProxyConfig, host: str, environ: dict[str, str]) -> None:
+def _serve(
+    args: argparse.Namespace, config: ProxyConfig, host: str, environ: dict[str, str], tls: dict[str, str]
+) -> None:
     import uvicorn
 
     from llmplex.proxy.app import CONFIG_ENV, MODEL_ENV, create_app, freeze_startup_objects
@@ -149,10 +174,13 @@ def _serve(args: argparse.Namespace, config: ProxyConfig, host: str, environ: di
         "lifespan": "on",
         "server_header": False,
         "timeout_graceful_shutdown": args.graceful_timeout,
+        **tls,
     }
+    if args.keepalive_timeout is not None:
+        options["timeout_keep_alive"] = args.keepalive_timeout
     sock = _bind(host, args.port)
     port = sock.getsockname()[1]
-    where = f"http://{_url_host(host)}:{port}"
+    where = f"{'https' if tls else 'http'}://{_url_host(host)}:{port}"
     if args.num_workers <= 1:
         server = uvicorn.Server(uvicorn.Config(create_app(config), host=host, port=port, **options))
         freeze_startup_objects()
@@ -171,7 +199,7 @@ def _serve(args: argparse.Namespace, config: ProxyConfig, host: str, environ: di
     if config.source:
         os.environ[CONFIG_ENV] = config.source
     else:
-        os.environ[MODEL_ENV] = config.default_model or ""
+        os.environ[MODEL_ENV] = json.dumps(args.model_spec)
     for key in (demo.EMULATOR_ENV, demo.OPENAI_BASE_ENV):
         if key in environ:
             os.environ[key] = environ[key]

@@ -175,13 +175,25 @@ def load_config(path: str | os.PathLike[str], *, environ: Mapping[str, str] | No
     return _replace_source(config, str(file.resolve()))
 
 
-def single_model_config(model: str, *, environ: Mapping[str, str] | None = None) -> ProxyConfig:
-    """``llmplex --model X``: one deployment named X, credentials from the environment."""
-    config = build_config(
-        SourceDoc(data={"model_list": [{"model_name": model, "litellm_params": {"model": model}}]}, source="--model"),
-        environ,
-    )
-    return _replace_source(config, None, default_model=model)
+def single_model_config(
+    model: str,
+    *,
+    environ: Mapping[str, str] | None = None,
+    alias: str | None = None,
+    params: Mapping[str, Any] | None = None,
+    drop_params: bool = False,
+) -> ProxyConfig:
+    """``llmplex --model X``: one deployment named X (or ``alias``), credentials from the environment.
+
+    ``params`` (``--api_base``, ``--api_version``, ``--temperature``, ``--max_tokens``) become the
+    deployment's ``litellm_params``: defaults a request's own values override.
+    """
+    entry = {"model_name": alias or model, "litellm_params": {**(params or {}), "model": model}}
+    data: dict[str, Any] = {"model_list": [entry]}
+    if drop_params:
+        data["litellm_settings"] = {"drop_params": True}
+    config = build_config(SourceDoc(data=data, source="--model"), environ)
+    return _replace_source(config, None, default_model=alias or model)
 
 
 def _replace_source(config: ProxyConfig, source: str | None, **more: Any) -> ProxyConfig:

@@ -140,7 +140,7 @@ class HealthChecker:
         try:
             async with gate if gate is not None else contextlib.nullcontext():
                 async with asyncio.timeout(timeout):
-                    await client.completion(deployment.model, _PROBE, max_tokens=1, **deployment.params)
+                    await client.completion(deployment.model, _PROBE, **{**deployment.params, "max_tokens": 1})
         except TimeoutError:
             entry["error"] = f"Health check timeout exceeded ({timeout:g} s)"
             return entry, False
@@ -149,6 +149,10 @@ class HealthChecker:
             return entry, False
         except LLMplexError as exc:
             entry["error"] = f"{type(exc).__name__}: {exc}"[:_MAX_ERROR]
+            return entry, False
+        except Exception as exc:  # a bug must show as this deployment's failure, not fail /health
+            logger.exception("health check of %s failed unexpectedly", deployment.model)
+            entry["error"] = f"{type(exc).__name__}: unexpected error (see the proxy's log)"
             return entry, False
         return entry, True
 
