@@ -255,7 +255,11 @@ def _environment_variables(doc: SourceDoc, top: Mapping[str, Any], base_env: Map
         path = join("environment_variables", name)
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
             raise doc.error(path, "must be a string or number")
-        overlay[str(name)] = str(section._resolve(value, path, base_env))
+        resolved = section._resolve(value, path, base_env)
+        if path in section.unset:  # unset counts as absent, as everywhere else
+            doc.unset[path] = section.unset[path]
+        else:
+            overlay[str(name)] = str(resolved)
     return overlay
 
 
