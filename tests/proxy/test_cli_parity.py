@@ -183,3 +183,25 @@ def test_keepalive_timeout_closes_idle_connections(emulator: EmulatorServer) -> 
             assert 0.5 < time.monotonic() - started < 4
     finally:
         assert _stop(process) == 0
+
+
+async def test_debug_logs_each_routing_decision_without_secrets(emulator: EmulatorServer) -> None:
+    secret = "sk-debug-upstream-secret"
+    env = {"OPENAI_API_KEY": secret, "HOST": "127.0.0.1"}
+    args = ["-m", "openai/dbg-model", "--api_base", emulator.openai_base, "--port", "0", "--debug"]
+    process, url, _ = _start(*args, env=env)
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
+            body = {"model": "x", "messages": [{"role": "user", "content": "hi"}]}
+            async with http.post(url + "/v1/chat/completions", json=body) as resp:
+                assert resp.status == 200
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.stderr is not None
+        log = process.stderr.read()
+        assert process.wait(timeout=15) == 0
+        process.stderr.close()
+    lines = [line for line in log.splitlines() if "llmplex.proxy.decisions" in line]
+    assert lines, log
+    assert "group=openai/dbg-model" in lines[0] and "deployment=openai/dbg-model" in lines[0] and " ms" in lines[0]
+    assert secret not in log

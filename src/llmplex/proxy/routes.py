@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -33,6 +34,8 @@ from llmplex.proxy.streaming import EventStreamResponse
 __all__ = ["ProxyState", "chat_completions", "list_models", "state_of"]
 
 _JSON = "application/json"
+# --debug: one line per routing decision (never a key: deployments print without credentials)
+decisions = logging.getLogger("llmplex.proxy.decisions")
 
 
 @dataclass(slots=True)
@@ -96,6 +99,8 @@ async def _answer(
 ) -> Response | JSONBytesResponse | EventStreamResponse:
     if len(groups) == 1:
         routed = await state.router.completion(client, groups[0], call.messages, call.options)
+        if decisions.isEnabledFor(logging.DEBUG):
+            _log_answer(call.labels[0], groups[0], routed, started, call.stream)
         return _single(routed, call.labels[0], record=record)
     if call.fastest:
         return await _fastest(state, client, call, groups, started, record)
@@ -106,6 +111,41 @@ async def _answer(
             param="stream",
         )
     return await _all(state, client, call, groups, record)
+
+
+def _log_answer(label: str, group: str, routed: Routed, started: float, stream: bool) -> None:
+    deployment = routed.deployment
+    decisions.debug(
+        "model=%s group=%s deployment=%s (%s, id %s) stream=%s %s=%.1f ms",
+        label,
+        group,
+        deployment.model,
+        deployment.api_base or "default base",
+        deployment.model_id,
+        stream,
+        "headers" if stream else "answered",
+        (time.perf_counter() - started) * 1000.0,
+    )
+
+
+def _log_race(outcome: RaceOutcome[Routed], hedge: float | None, started: float) -> None:
+    attempts = ", ".join(
+        f"{a.label}:{a.status}"
+        + (f"@{a.started_at * 1000.0:.0f}ms" if a.started_at is not None else "")
+        + (f"/{a.latency_ms:.0f}ms" if a.latency_ms is not None else "")
+        + (f" ({type(a.error).__name__})" if a.error is not None else "")
+        for a in outcome.attempts
+    )
+    winner = outcome.value.deployment
+    decisions.debug(
+        "race winner=%s deployment=%s (id %s) hedge_delay=%s attempts=[%s] total=%.1f ms",
+        outcome.winner,
+        winner.model,
+        winner.model_id,
+        "none" if hedge is None else f"{hedge * 1000.0:.0f} ms",
+        attempts,
+        (time.perf_counter() - started) * 1000.0,
+    )
 
 
 def _release(answer: Response | JSONBytesResponse | EventStreamResponse) -> None:
@@ -200,6 +240,8 @@ async def _fastest(
     outcome = await race(state.router, client, call.labels, groups, call.messages, options, hedge_delay=hedge)
     if record is not None:
         _record_race(record, outcome, hedge is not None)
+    if decisions.isEnabledFor(logging.DEBUG):
+        _log_race(outcome, hedge, started)
     winner = outcome.value
     upstream_ms = outcome.attempts[outcome.winner_index].latency_ms or 0.0
     overhead = max((time.perf_counter() - started) * 1000.0 - upstream_ms, 0.0)
