@@ -44,7 +44,7 @@ def _looks_secret(name: str) -> bool:
     return lowered not in _NOT_SECRET and any(part in lowered for part in _SECRET_PARTS)
 
 
-def deployment_info(deployment: Deployment, prices: Mapping[str, float | None] | None = None) -> dict[str, Any]:
+def deployment_info(deployment: Deployment, prices: Mapping[str, float | int | None] | None = None) -> dict[str, Any]:
     """One ``/model/info`` entry: ``model_name``, ``litellm_params``, ``model_info``."""
     info: dict[str, Any] = {
         "id": deployment.model_id,
@@ -68,7 +68,7 @@ def _mode(deployment: Deployment) -> str:
 
 
 def group_info(
-    name: str, deployments: Sequence[Deployment], prices: Mapping[str, float | None] | None = None
+    name: str, deployments: Sequence[Deployment], prices: Mapping[str, float | int | None] | None = None
 ) -> dict[str, Any]:
     """One ``/model_group/info`` entry (LiteLLM's ``ModelGroupInfo`` fields)."""
     providers = list(dict.fromkeys(d.provider for d in deployments))
@@ -82,7 +82,7 @@ def group_info(
     return {
         "model_group": name,
         "providers": providers,
-        "max_input_tokens": None,
+        "max_input_tokens": (prices or {}).get("max_input_tokens"),
         "max_output_tokens": None,
         "input_cost_per_token": (prices or {}).get("input_cost_per_token"),
         "output_cost_per_token": (prices or {}).get("output_cost_per_token"),

@@ -50,7 +50,7 @@ class ProxyState:
     deadlines: Deadlines = field(default_factory=Deadlines)  # request-body timeouts, one shared timer
     created: int = field(default_factory=lambda: int(time.time()))
     health: HealthChecker | None = None
-    prices: dict[str, dict[str, float | None]] = field(default_factory=dict)  # model_id -> per-token prices
+    prices: dict[str, dict[str, float | int | None]] = field(default_factory=dict)  # model_id -> price-table facts
     routes_body: bytes = b""
 
 

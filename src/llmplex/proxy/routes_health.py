@@ -17,7 +17,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 import llmplex
-from llmplex.cost import price
+from llmplex.cost import model_facts
 from llmplex.proxy.config import Deployment
 from llmplex.proxy.errors import ProxyError, error_response
 from llmplex.proxy.model_info import deployment_info, group_info, paged
@@ -75,15 +75,13 @@ async def health(request: Request) -> Response:
     return _json(result, status)
 
 
-def _prices(state: ProxyState, deployment: Deployment) -> dict[str, float | None]:
+def _prices(state: ProxyState, deployment: Deployment) -> dict[str, float | int | None]:
+    """Costs and context window from the price table, once per deployment."""
     cached = state.prices.get(deployment.model_id)
     if cached is None:
-        model = deployment.model.split("/", 1)[1] if deployment.model.startswith(f"{deployment.provider}/") else None
-        name = model or deployment.model
-        cached = {
-            "input_cost_per_token": price(name, deployment.provider, 1_000_000, 0) / 1_000_000,
-            "output_cost_per_token": price(name, deployment.provider, 0, 1_000_000) / 1_000_000,
-        }
+        prefix = f"{deployment.provider}/"
+        name = deployment.model[len(prefix) :] if deployment.model.startswith(prefix) else deployment.model
+        cached = model_facts(name, deployment.provider) if deployment.provider and "*" not in name else {}
         state.prices[deployment.model_id] = cached
     return cached
 
