@@ -14,8 +14,8 @@ import pytest
 from llmplex._latency import MIN_SAMPLES
 from llmplex.proxy import ProxyConfig
 from llmplex.proxy.config import Deployment
-from llmplex.proxy.state import make_state
-from llmplex.proxy.state.shared import RedisState
+from llmplex.router.state import make_state
+from llmplex.router.state.shared import RedisState
 from tests.fixtures_emulator import EmulatorServer
 from tests.fixtures_proxy import ProxyServer, openai_model
 from tests.proxy.test_redis_state import REDIS_URL, delete_prefix, require_redis

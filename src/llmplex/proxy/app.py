@@ -34,7 +34,7 @@ from llmplex.proxy.routes import (
     models_body,
     openapi,
 )
-from llmplex.proxy.routing import Router
+from llmplex.router.core import Router
 
 __all__ = ["CONFIG_ENV", "MODEL_ENV", "ProxyApp", "app_from_env", "create_app", "freeze_startup_objects"]
 

@@ -21,9 +21,9 @@ import orjson
 from llmplex.config import ClientConfig
 from llmplex.exceptions import ConfigError, UnknownModelError
 from llmplex.providers import resolve_model
-from llmplex.proxy.config_checks import Checker
+from llmplex.config_checks import Checker
 from llmplex.proxy.redis_settings import OWN_SECTION, RedisSettings, redis_settings
-from llmplex.proxy.yaml_source import SourceDoc, join, parse_yaml
+from llmplex.config_source import SourceDoc, join, parse_yaml
 
 __all__ = [
     "DEFAULT_MAX_BODY",

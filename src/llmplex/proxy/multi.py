@@ -12,7 +12,7 @@ from typing import Any
 
 from llmplex import AsyncClient, CompletionStream
 from llmplex._concurrency import RaceOutcome, gather_settled, race_first
-from llmplex.proxy.routing import Routed, Router
+from llmplex.router.core import Routed, Router
 
 __all__ = ["gather_all", "race"]
 

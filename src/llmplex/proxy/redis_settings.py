@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from llmplex.exceptions import ConfigError
-from llmplex.proxy.config_checks import Checker
+from llmplex.config_checks import Checker
 
 __all__ = ["OWN_SECTION", "RedisSettings", "redis_settings"]
 

@@ -26,7 +26,7 @@ from llmplex.proxy.errors import ProxyError, error_response, slot_error
 from llmplex.proxy.metrics import ProxyMetrics
 from llmplex.proxy.multi import gather_all, race
 from llmplex.proxy.request import ChatCall, parse_chat, read_body
-from llmplex.proxy.routing import Routed, Router
+from llmplex.router.core import Routed, Router
 from llmplex.proxy.streaming import EventStreamResponse
 
 __all__ = ["ProxyState", "chat_completions", "health_liveliness", "health_readiness", "list_models"]

@@ -22,7 +22,7 @@ from llmplex._request import PreparedCall, prepare_call, resolve_prepared
 from llmplex.config import ClientConfig
 from llmplex.exceptions import APIError, BadRequestError, RateLimitError
 from llmplex.proxy.config import Deployment, ProxyConfig
-from llmplex.proxy.state import RouterState, make_state
+from llmplex.router.state import RouterState, make_state
 from llmplex.relayed import RelayedResponse
 
 __all__ = ["Routed", "Router"]

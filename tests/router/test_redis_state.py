@@ -22,8 +22,8 @@ import redis as sync_redis
 
 from llmplex.exceptions import ConfigError, ServiceUnavailableError
 from llmplex.proxy import ProxyConfig
-from llmplex.proxy.state import LocalState, make_state
-from llmplex.proxy.state.shared import RedisState
+from llmplex.router.state import LocalState, make_state
+from llmplex.router.state.shared import RedisState
 
 REDIS_URL = os.environ.get("REDIS_TEST_URL", "redis://127.0.0.1:6379/0")
 
@@ -226,7 +226,7 @@ async def test_unreachable_redis_fails_open_with_one_warning(caplog: pytest.LogC
     cfg = config(None, redis={"redis_host": "127.0.0.1", "redis_port": free_port()})
     state = make_state(cfg)
     assert isinstance(state, RedisState)
-    with caplog.at_level(logging.WARNING, logger="llmplex.proxy.state"):
+    with caplog.at_level(logging.WARNING, logger="llmplex.router.state"):
         await state.start()
         limited = state.deployments[0]
         results = [await state.admit(limited) for _ in range(7)]

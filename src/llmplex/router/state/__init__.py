@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 
 from llmplex.proxy.config import ProxyConfig
-from llmplex.proxy.state.local import LocalState, RouterState, Stats
+from llmplex.router.state.local import LocalState, RouterState, Stats
 
 __all__ = ["LocalState", "RouterState", "Stats", "make_state"]
 
@@ -14,6 +14,6 @@ __all__ = ["LocalState", "RouterState", "Stats", "make_state"]
 def make_state(config: ProxyConfig, *, clock: Callable[[], float] = time.monotonic) -> RouterState:
     if config.redis is None:
         return LocalState(config.deployments, config.router, clock=clock)
-    from llmplex.proxy.state.shared import RedisState  # the redis package is only needed when configured
+    from llmplex.router.state.shared import RedisState  # the redis package is only needed when configured
 
     return RedisState(config.deployments, config.router, config.redis, clock=clock)

@@ -1,0 +1,1 @@
+"""The Router: one routing core under the SDK and the proxy."""
