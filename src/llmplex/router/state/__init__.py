@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
-from llmplex.proxy.config import ProxyConfig
+from llmplex.router.deployments import Deployment
+from llmplex.router.settings import RedisSettings, RouterSettings
 from llmplex.router.state.local import LocalState, RouterState, Stats
 
 __all__ = ["LocalState", "RouterState", "Stats", "make_state"]
 
 
-def make_state(config: ProxyConfig, *, clock: Callable[[], float] = time.monotonic) -> RouterState:
-    if config.redis is None:
-        return LocalState(config.deployments, config.router, clock=clock)
+def make_state(
+    deployments: Sequence[Deployment],
+    settings: RouterSettings,
+    redis: RedisSettings | None = None,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+) -> RouterState:
+    if redis is None:
+        return LocalState(deployments, settings, clock=clock)
     from llmplex.router.state.shared import RedisState  # the redis package is only needed when configured
 
-    return RedisState(config.deployments, config.router, config.redis, clock=clock)
+    return RedisState(deployments, settings, redis, clock=clock)

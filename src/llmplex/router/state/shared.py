@@ -33,7 +33,8 @@ from redis.exceptions import RedisError
 
 from llmplex._latency import WINDOW
 from llmplex.exceptions import ServiceUnavailableError
-from llmplex.proxy.config import Deployment, RedisSettings, RouterSettings
+from llmplex.router.deployments import Deployment
+from llmplex.router.settings import RedisSettings, RouterSettings
 from llmplex.router.state import lua
 from llmplex.router.state.local import FAIL_WINDOW, RouterState
 
