@@ -42,7 +42,8 @@ class Router(RoutingCore):
     """LiteLLM's ``Router``: load balancing, retries, cooldowns, rpm/tpm limits and fallbacks over a model_list.
 
     Arguments are LiteLLM's (defaults too: ``num_retries=2``, ``allowed_fails=3``, ``cooldown_time=5``).
-    ``client``: an ``AsyncClient`` to send with (not closed by ``aclose``); by default the Router
+    llmplex's own: ``redis_key_prefix`` (Redis keys of the shared state; routers sharing limits share
+    it), ``client``: an ``AsyncClient`` to send with (not closed by ``aclose``); by default the Router
     makes its own on first use, in the running event loop. Other LiteLLM arguments are accepted
     and ignored, with one warning naming them. ``context_window_fallbacks`` and
     ``content_policy_fallbacks`` are checked and kept in ``settings`` but not acted on yet (such
@@ -69,6 +70,7 @@ class Router(RoutingCore):
         redis_port: int | None = None,
         redis_password: str | None = None,
         redis_url: str | None = None,
+        redis_key_prefix: str = "llmplex",
         client: AsyncClient | None = None,
         **unknown: Any,
     ) -> None:
@@ -90,6 +92,7 @@ class Router(RoutingCore):
             "redis_port": redis_port,
             "redis_password": redis_password,
             "redis_url": redis_url,
+            "redis_key_prefix": redis_key_prefix,
         }
         doc = SourceDoc(data=args, source=_SOURCE)
         doc.resolve_env(os.environ)  # os.environ/VAR anywhere, as in a config file
@@ -270,6 +273,7 @@ def _settings(
             host=host or "localhost",
             port=check.optional(args, "redis_port", int, minimum=1) or 6379,
             password=check.optional(args, "redis_password", str),
+            key_prefix=check.required(args, "redis_key_prefix", str),
         )
     elif args["redis_port"] is not None or args["redis_password"] is not None:
         raise ConfigError(f"{_SOURCE}: redis_port / redis_password need redis_host or redis_url")
