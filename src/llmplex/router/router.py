@@ -18,6 +18,7 @@ from types import MappingProxyType, TracebackType
 from typing import Any
 
 from llmplex._streaming import CompletionStream
+from llmplex._sync import SyncStream
 from llmplex.client import AsyncClient
 from llmplex.config import ClientConfig
 from llmplex.config_checks import Checker
@@ -157,10 +158,11 @@ class Router(RoutingCore):
             return result.response()
         return result
 
-    def completion(self, model: str, messages: list[dict[str, Any]], stream: bool = False, **kwargs: Any) -> Any:
+    def completion(
+        self, model: str, messages: list[dict[str, Any]], stream: bool = False, **kwargs: Any
+    ) -> ModelResponse | SyncStream:
         """``acompletion``, blocking, on the SDK's background loop (``stream=True`` -> a ``SyncStream``)."""
         from llmplex._api import background_loop  # the SDK's blocking layer sits above the router
-        from llmplex._sync import SyncStream
 
         runner = background_loop()
         result = runner.run(self.acompletion(model, messages, stream, **kwargs))
