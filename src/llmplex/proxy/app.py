@@ -33,7 +33,7 @@ from llmplex.proxy.metrics import metrics_endpoint
 from llmplex.proxy.openapi import openapi_document
 from llmplex.proxy.routes import ProxyState, chat_completions, list_models, models_body, openapi
 from llmplex.proxy.routes_health import health_routes, route_table
-from llmplex.proxy.routing import Router
+from llmplex.router import Router
 
 __all__ = ["CONFIG_ENV", "MODEL_ENV", "ProxyApp", "app_from_env", "create_app", "freeze_startup_objects"]
 
@@ -67,7 +67,11 @@ class ProxyApp:
 
 
 def create_app(config: ProxyConfig) -> ProxyApp:
-    state = ProxyState(config=config, router=Router(config), auth=Authenticator(config.master_key))
+    state = ProxyState(
+        config=config,
+        router=Router.from_settings(config.deployments, config.router, config.redis),
+        auth=Authenticator(config.master_key),
+    )
     state.models_body = models_body(config, state.created)
     state.openapi_body = orjson.dumps(openapi_document(config.model_names()))
     state.health = HealthChecker(config.deployments, config.health)

@@ -20,6 +20,7 @@ from types import FrameType
 from typing import Any
 
 import llmplex
+from llmplex.config_source import parse_yaml
 from llmplex.exceptions import ConfigError
 from llmplex.proxy import demo
 from llmplex.proxy.access_log import log_config
@@ -27,7 +28,6 @@ from llmplex.proxy.cli_args import REFUSED_SERVERS, build_parser
 from llmplex.proxy.cli_probe import proxy_url, run_health, run_test
 from llmplex.proxy.config import ProxyConfig, load_config, single_model_config
 from llmplex.proxy.tls import check_tls
-from llmplex.proxy.yaml_source import parse_yaml
 
 __all__ = ["main"]
 

@@ -16,14 +16,12 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from llmplex import AsyncClient
+from llmplex.config_checks import Checker
 from llmplex.exceptions import APIError, ConfigError, LLMplexError
-from llmplex.proxy.config_checks import Checker
-
-if TYPE_CHECKING:  # proxy.config imports this module
-    from llmplex.proxy.config import Deployment
+from llmplex.router import Deployment
 
 __all__ = ["DEFAULT_TIMEOUT", "HEALTH_KEYS", "health_settings", "HealthChecker", "HealthSettings", "endpoint_display"]
 

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from llmplex.providers import get_adapter
-from llmplex.proxy.config import Deployment
+from llmplex.router import Deployment
 
 __all__ = ["deployment_info", "group_info", "paged", "public_params"]
 

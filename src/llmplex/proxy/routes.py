@@ -28,8 +28,8 @@ from llmplex.proxy.health import HealthChecker
 from llmplex.proxy.metrics import ProxyMetrics
 from llmplex.proxy.multi import gather_all, race
 from llmplex.proxy.request import ChatCall, parse_chat, read_body
-from llmplex.proxy.routing import Routed, Router
 from llmplex.proxy.streaming import EventStreamResponse
+from llmplex.router import Routed, Router
 
 __all__ = ["ProxyState", "chat_completions", "list_models", "state_of"]
 
@@ -98,7 +98,7 @@ async def _answer(
     record: RequestRecord | None,
 ) -> Response | JSONBytesResponse | EventStreamResponse:
     if len(groups) == 1:
-        routed = await state.router.completion(client, groups[0], call.messages, call.options)
+        routed = await state.router.route(client, groups[0], call.messages, call.options)
         if decisions.isEnabledFor(logging.DEBUG):
             _log_answer(call.labels[0], groups[0], routed, started, call.stream)
         return _single(routed, call.labels[0], record=record)

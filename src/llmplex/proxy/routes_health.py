@@ -18,10 +18,10 @@ from starlette.routing import BaseRoute, Route
 
 import llmplex
 from llmplex.cost import model_facts
-from llmplex.proxy.config import Deployment
 from llmplex.proxy.errors import ProxyError, error_response
 from llmplex.proxy.model_info import deployment_info, group_info, paged
 from llmplex.proxy.routes import ProxyState, state_of
+from llmplex.router import Deployment
 
 __all__ = ["health_routes", "route_table"]
 
