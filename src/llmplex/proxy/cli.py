@@ -67,9 +67,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # a config that runs on the emulator (the demos) has nothing to guard: it binds loopback by default
         local = args.demo or config.start_emulator
         host = args.host or os.environ.get("HOST") or ("127.0.0.1" if local else "0.0.0.0")
-        _check_auth(config, host, args.allow_unauthenticated)
-        for warning in config.warnings:
+        for warning in config.warnings:  # first: they may explain a refusal below
             _say(f"warning: {warning}")
+        _check_auth(config, host, args.allow_unauthenticated)
         _serve(args, config, host, environ, tls)
     except ConfigError as exc:
         _say(f"error: {exc}")

@@ -19,6 +19,7 @@ from llmplex.config import ClientConfig
 from llmplex.config_checks import Checker
 from llmplex.config_source import SourceDoc, join, parse_yaml
 from llmplex.exceptions import ConfigError
+from llmplex.proxy.config_warnings import startup_warnings
 from llmplex.proxy.health import HEALTH_KEYS, HealthSettings, health_settings
 from llmplex.proxy.redis_settings import OWN_SECTION, redis_settings
 from llmplex.router.deployments import Deployment, parse_model_list
@@ -185,7 +186,7 @@ def build_config(doc: SourceDoc, environ: Mapping[str, str] | None) -> ProxyConf
         health=health_settings(check, general, env),
         database_url=database,
         data_dir=check.optional(own, f"{_OWN_SECTION}.data_dir", str),
-        warnings=tuple(check.warnings()),
+        warnings=(*check.warnings(), *startup_warnings(check, deployments, env)),
     )
 
 

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +22,7 @@ from llmplex import AsyncClient
 from llmplex.config_checks import Checker
 from llmplex.exceptions import APIError, ConfigError, LLMplexError
 from llmplex.router import Deployment
+from llmplex.router.support import unsupported_message
 
 __all__ = ["DEFAULT_TIMEOUT", "HEALTH_KEYS", "health_settings", "HealthChecker", "HealthSettings", "endpoint_display"]
 
@@ -63,16 +64,10 @@ def endpoint_display(deployment: Deployment, details: bool = True) -> dict[str, 
 class HealthChecker:
     """Runs the checks; owns the background loop's last result."""
 
-    def __init__(
-        self,
-        deployments: Sequence[Deployment],
-        settings: HealthSettings,
-        *,
-        unsupported: Callable[[Deployment], str | None] | None = None,
-    ) -> None:
-        self.deployments = tuple(deployments)
+    def __init__(self, deployments: Sequence[Deployment], settings: HealthSettings) -> None:
+        # a wildcard deployment is a pattern, not a model to call: it has nothing to probe
+        self.deployments = tuple(d for d in deployments if not d.wildcard)
         self.settings = settings
-        self._unsupported = unsupported  # deployment -> why llmplex cannot call it (None: it can)
         self.latest: dict[str, Any] | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -130,9 +125,8 @@ class HealthChecker:
         self, client: AsyncClient, deployment: Deployment, gate: asyncio.Semaphore | None
     ) -> tuple[dict[str, Any], bool]:
         entry = endpoint_display(deployment, self.settings.details)
-        reason = self._unsupported(deployment) if self._unsupported is not None else None
-        if reason is not None:
-            entry["error"] = reason
+        if deployment.problem is not None:  # disabled at startup: said, not probed
+            entry["error"] = unsupported_message(deployment.problem, deployment.model_name)
             return entry, False
         timeout = _timeout_of(deployment, self.settings.timeout)
         try:

@@ -11,10 +11,11 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from llmplex.providers import get_adapter
+from llmplex.cost import known_models
+from llmplex.providers import get_adapter, provider_keys
 from llmplex.router import Deployment
 
-__all__ = ["deployment_info", "group_info", "paged", "public_params"]
+__all__ = ["deployment_info", "group_info", "listed_names", "paged", "public_params"]
 
 # parameter names that look like credentials but are not
 _NOT_SECRET = frozenset({"max_tokens", "max_completion_tokens", "tpm", "rpm"})
@@ -114,3 +115,23 @@ def paged(items: list[dict[str, Any]], page: int, size: int) -> dict[str, Any]:
         "total_pages": max(math.ceil(len(items) / size), 1) if items else 0,
         "size": size,
     }
+
+
+def listed_names(names: Sequence[str], deployments: Sequence[Deployment]) -> list[str]:
+    """``/v1/models``: configured names, each wildcard replaced by the provider's known models (as LiteLLM).
+
+    ``model_name: "*"`` + ``model: "openai/*"`` lists ``openai/<id>`` for every OpenAI model of the price
+    table; ``anthropic/claude-*`` lists the Anthropic ids starting with ``claude-``; a pattern whose
+    provider comes from the requested name (``model: "*"``) lists nothing.
+    """
+    listed = [n for n in names if "*" not in n]
+    for deployment in deployments:
+        if not deployment.wildcard or deployment.problem is not None:
+            continue
+        prefix, slash, suffix = deployment.model.partition("/")
+        if not slash or prefix not in provider_keys():
+            continue
+        shown_prefix = deployment.model_name.partition("/")[0] if "/" in deployment.model_name else prefix
+        start = suffix.split("*", 1)[0]
+        listed += [f"{shown_prefix}/{m}" for m in known_models(deployment.provider) if m.startswith(start)]
+    return list(dict.fromkeys(listed))

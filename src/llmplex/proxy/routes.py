@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import time
@@ -26,10 +27,12 @@ from llmplex.proxy.disconnect import ClientDisconnected, until_disconnect
 from llmplex.proxy.errors import ProxyError, error_response, slot_error
 from llmplex.proxy.health import HealthChecker
 from llmplex.proxy.metrics import ProxyMetrics
+from llmplex.proxy.model_info import listed_names
 from llmplex.proxy.multi import gather_all, race
 from llmplex.proxy.request import ChatCall, parse_chat, read_body
 from llmplex.proxy.streaming import EventStreamResponse
 from llmplex.router import Routed, Router
+from llmplex.router.support import unsupported_message
 
 __all__ = ["ProxyState", "chat_completions", "list_models", "state_of"]
 
@@ -166,6 +169,9 @@ def _record_failure(record: RequestRecord, exc: Exception, labels: list[str]) ->
 
 
 def _group(state: ProxyState, name: str) -> str:
+    problem = state.router.unsupported(name)
+    if problem is not None:
+        raise ProxyError(400, unsupported_message(problem, name), param="model")
     group = state.router.group_for(name)
     if group is None:
         available = ", ".join(state.config.model_names())
@@ -293,12 +299,22 @@ async def list_models(request: Request) -> Response:
         state.auth.check(request.headers)
     except ProxyError as exc:
         return error_response(exc)
+    if not state.models_body:  # wildcards list the price table's models: read once, off the event loop
+        config = state.config
+        body = functools.partial(models_body, config, state.created, expand=True)
+        state.models_body = await asyncio.get_running_loop().run_in_executor(None, body)
     return Response(state.models_body, media_type=_JSON)
 
 
-def models_body(config: ProxyConfig, created: int) -> bytes:
+def models_body(config: ProxyConfig, created: int, *, expand: bool = False) -> bytes:
+    """``/v1/models``; b"" when wildcard deployments need ``expand=True`` (the price table, ~0.3 s to load)."""
+    names = config.model_names()
+    if any(d.wildcard for d in config.deployments):
+        if not expand:
+            return b""
+        names = listed_names(names, config.deployments)
     data: list[dict[str, Any]] = [
-        {"id": name, "object": "model", "created": created, "owned_by": "llmplex"} for name in config.model_names()
+        {"id": name, "object": "model", "created": created, "owned_by": "llmplex"} for name in names
     ]
     return orjson.dumps({"object": "list", "data": data})
 

@@ -29,6 +29,7 @@ from llmplex.router.fallbacks import backoff, counts_toward_cooldown, no_deploym
 from llmplex.router.settings import RedisSettings, RouterSettings
 from llmplex.router.state import RouterState, make_state
 from llmplex.router.strategies import choose
+from llmplex.router.wildcard_groups import WildcardGroups
 from llmplex.types import ModelResponse
 
 __all__ = ["Routed", "RoutingCore"]
@@ -57,10 +58,18 @@ class RoutingCore:
         self._clock = clock
         self._rng = rng or random.Random()
         self._groups: dict[str, list[Deployment]] = {}
+        self._unsupported: dict[str, str] = {}  # group -> why, when none of its deployments can be served
         for deployment in deployments:
-            self._groups.setdefault(deployment.model_name, []).append(deployment)
+            if deployment.problem is not None:
+                self._unsupported.setdefault(deployment.model_name, deployment.problem)
+            elif not deployment.wildcard:
+                self._groups.setdefault(deployment.model_name, []).append(deployment)
+        for name in self._groups:
+            self._unsupported.pop(name, None)  # a group with one servable deployment routes to it
+        served = [d for d in deployments if d.problem is None]
+        self._wildcards = WildcardGroups(served)
         self._aliases = dict(settings.model_group_alias)
-        self.state = state or make_state(deployments, settings, redis, clock=clock)
+        self.state = state or make_state(served, settings, redis, clock=clock)
         self._prepared_calls: dict[int, tuple[ClientConfig, PreparedCall]] = {}
 
     async def start(self) -> None:
@@ -68,10 +77,39 @@ class RoutingCore:
         await self.state.start()
 
     def group_for(self, name: str) -> str | None:
-        """The model_name group a public name refers to, or None."""
+        """The model_name group a public name refers to, or None.
+
+        An exact ``model_name`` wins, then an alias, then the most specific wildcard pattern: its
+        deployments, with the requested name filling their ``*``, become a group named ``name``
+        (``BadRequestError`` when what the name fills in is something llmplex does not serve).
+        """
         if name in self._groups:
             return name
-        return self._aliases.get(name)
+        alias = self._aliases.get(name)
+        if alias is not None or not self._wildcards or name in self._unsupported:
+            return alias
+        made = self._wildcards.group(name, self.state, self._forget)
+        if made is None:
+            return None
+        group, dropped = made
+        self._groups[name] = group
+        for old in dropped:
+            self._groups.pop(old, None)
+        return name
+
+    def _forget(self, ident: int) -> None:
+        self._prepared_calls.pop(ident, None)
+
+    def _members(self, group: str) -> list[Deployment]:
+        members = self._groups.get(group)
+        if members is None:  # a wildcard group dropped while a request for it was retrying: make it again
+            self.group_for(group)
+            members = self._groups[group]
+        return members
+
+    def unsupported(self, name: str) -> str | None:
+        """What llmplex does not support about group ``name`` when all its deployments are disabled, else None."""
+        return self._unsupported.get(name)
 
     def hedge_delay(self, group: str, quantile: float = DEFAULT_QUANTILE) -> tuple[float, int]:
         """``(seconds, samples used)`` for ``hedge_delay: "auto"``: the group's recent latencies (see ``_latency``).
@@ -80,7 +118,7 @@ class RoutingCore:
         waits on the group, whichever deployment the router picks. They are whole-completion
         latencies, so for a streamed race (decided on the first token) the delay errs long: fewer hedges.
         """
-        samples = [ms for d in self._groups[group] for ms in self.state.latency_samples(d)]
+        samples = [ms for d in self._members(group) for ms in self.state.latency_samples(d)]
         return auto_hedge_delay(samples, quantile)
 
     def route(
@@ -122,7 +160,7 @@ class RoutingCore:
                 result = await client.run_call(call, relay=True)
             except APIError as exc:
                 await self._failed(group, deployment, exc)
-                fresh = any(id(d) not in tried for d in self._groups[group] if d is not deployment)
+                fresh = any(id(d) not in tried for d in self._members(group) if d is not deployment)
                 tried.add(id(deployment))
                 if attempt + 1 >= attempts or not exc.retryable:
                     raise
@@ -180,7 +218,7 @@ class RoutingCore:
         """The group's deployments not cooling down or over a limit, and the shortest wait among the others."""
         candidates: list[Deployment] = []
         wait: float | None = None
-        for deployment in self._groups[group]:
+        for deployment in self._members(group):
             blocked = self.state.blocked_for(deployment)
             if blocked > 0:
                 wait = _min(wait, blocked)
@@ -198,7 +236,7 @@ class RoutingCore:
         if not counts_toward_cooldown(exc):
             return
         # a group's only deployment is never cooled down: that would turn one failure into many
-        await self.state.record_failure(deployment, may_cool_down=len(self._groups[group]) > 1)
+        await self.state.record_failure(deployment, may_cool_down=len(self._members(group)) > 1)
 
     def _succeeded(
         self, deployment: Deployment, started: float, result: ModelResponse | RelayedResponse | CompletionStream

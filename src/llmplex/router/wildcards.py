@@ -57,6 +57,9 @@ class Pattern(Generic[E]):
         for segment in match.groups():
             if "*" not in model:
                 break
+            before = model.partition("*")[0]
+            if before.endswith("/") and segment.startswith(before):
+                segment = segment[len(before) :]  # "openai/gpt-4o" through "*" -> "openai/*": not openai/openai/
             model = model.replace("*", segment, 1)
         return model
 

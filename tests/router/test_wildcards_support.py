@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from llmplex.proxy.support import check_support, infer_mode, unsupported_message
-from llmplex.proxy.wildcards import WildcardTable, pattern_problem
+from llmplex.router.support import check_support, infer_mode, unsupported_message
+from llmplex.router.wildcards import WildcardTable, pattern_problem
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,7 @@ TABLE = WildcardTable(
         ("my-big-model", "my-*-model", "openai/big-v2"),
         ("fixed-anything", "fixed-*", "openai/one-model"),
         ("mistral/x", "*", "openai/mistral/x"),
+        ("openai/gpt-4o", "*", "openai/gpt-4o"),  # what /v1/models lists for "*" routes back to it
     ],
 )
 def test_the_most_specific_pattern_fills_the_model(requested: str, pattern: str, model: str) -> None:
