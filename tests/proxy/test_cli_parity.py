@@ -185,23 +185,40 @@ def test_keepalive_timeout_closes_idle_connections(emulator: EmulatorServer) -> 
         assert _stop(process) == 0
 
 
-async def test_debug_logs_each_routing_decision_without_secrets(emulator: EmulatorServer) -> None:
+async def test_debug_logs_each_routing_decision_without_secrets(emulator: EmulatorServer, tmp_path: Path) -> None:
     secret = "sk-debug-upstream-secret"
-    env = {"OPENAI_API_KEY": secret, "HOST": "127.0.0.1"}
-    args = ["-m", "openai/dbg-model", "--api_base", emulator.openai_base, "--port", "0", "--debug"]
-    process, url, _ = _start(*args, env=env)
+    base = emulator.openai_base
+    config = tmp_path / "debug.yaml"
+    entries = [("fast", "dbg-fast"), ("slow", "dbg-slow-delay-300"), ("broken", "dbg-status-500")]
+    lines = [
+        f"  - model_name: {name}\n    litellm_params: {{model: openai/{model}, api_base: '{base}', api_key: {secret}}}"
+        for name, model in entries
+    ]
+    router = "router_settings:\n  num_retries: 1\n  fallbacks: [{broken: [fast]}]\n"
+    config.write_text("model_list:\n" + "\n".join(lines) + "\n" + router)
+    args = ["--config", str(config), "--host", "127.0.0.1", "--port", "0", "--debug"]
+    process, url, _ = _start(*args)
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
-            body = {"model": "x", "messages": [{"role": "user", "content": "hi"}]}
-            async with http.post(url + "/v1/chat/completions", json=body) as resp:
-                assert resp.status == 200
+            for body in (
+                {"model": "fast"},
+                {"model": "broken"},
+                {"model": "slow, fast", "fastest_response": True, "hedge_delay": 0.05},
+                {"model": "fast, broken"},
+            ):
+                body["messages"] = [{"role": "user", "content": "hi"}]
+                async with http.post(url + "/v1/chat/completions", json=body) as resp:
+                    assert resp.status == 200, await resp.text()
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.stderr is not None
         log = process.stderr.read()
         assert process.wait(timeout=15) == 0
         process.stderr.close()
-    lines = [line for line in log.splitlines() if "llmplex.proxy.decisions" in line]
-    assert lines, log
-    assert "group=openai/dbg-model" in lines[0] and "deployment=openai/dbg-model" in lines[0] and " ms" in lines[0]
     assert secret not in log
+    text = "\n".join(line for line in log.splitlines() if "DEBUG llmplex" in line)
+    assert "model=fast group=fast deployment=openai/dbg-fast" in text and " ms" in text
+    assert "group=broken deployment=openai/dbg-status-500" in text and "failed on attempt 1/2" in text
+    assert "falling back to group fast" in text
+    assert "race winner=fast" in text and "hedge_delay=50 ms" in text and "slow:" in text
+    assert "fan-out models=[fast:ok, broken:" in text

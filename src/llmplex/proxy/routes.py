@@ -280,6 +280,12 @@ async def _all(
         errors = [r for r in results if isinstance(r, Exception)]
         if len(errors) == len(results):
             raise AllModelsFailedError("all models failed", errors)
+    if decisions.isEnabledFor(logging.DEBUG):
+        outcomes = (
+            f"{label}:{'ok' if isinstance(r, Routed) else type(r).__name__}"
+            for label, r in zip(call.labels, results, strict=True)
+        )
+        decisions.debug("fan-out models=[%s]", ", ".join(outcomes))
     if record is not None:  # (when all failed, the error path records them)
         for label, result in zip(call.labels, results, strict=True):
             if isinstance(result, BaseException):

@@ -11,6 +11,7 @@ router's job. Strategies are in ``strategies.py``; fallbacks, backoff and cooldo
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -33,6 +34,9 @@ from llmplex.router.wildcard_groups import WildcardGroups
 from llmplex.types import ModelResponse
 
 __all__ = ["Routed", "RoutingCore"]
+
+# --debug: failures, retries and fallbacks (the proxy logs the deployment that answered); never a key
+logger = logging.getLogger("llmplex.router")
 
 
 @dataclass(slots=True)
@@ -162,7 +166,10 @@ class RoutingCore:
                 await self._failed(group, deployment, exc)
                 fresh = any(id(d) not in tried for d in self._members(group) if d is not deployment)
                 tried.add(id(deployment))
-                if attempt + 1 >= attempts or not exc.retryable:
+                last = attempt + 1 >= attempts or not exc.retryable
+                if logger.isEnabledFor(logging.DEBUG):
+                    _log_failure(group, deployment, exc, attempt, attempts, last, fresh)
+                if last:
                     raise
                 if not fresh:
                     await backoff(attempt, exc, self._rng, self.settings.retry_after)
@@ -248,6 +255,27 @@ class RoutingCore:
         else:
             tokens = result.usage.total_tokens if isinstance(result, ModelResponse) and result.usage is not None else 0
         self.state.record_success(deployment, (self._clock() - started) * 1000.0, tokens, whole=whole)
+
+
+def _log_failure(
+    group: str, deployment: Deployment, exc: APIError, attempt: int, attempts: int, last: bool, fresh: bool
+) -> None:
+    if last:
+        then = "no retry left" if exc.retryable else "not retryable"
+    else:
+        then = "retrying on another deployment" if fresh else "retrying the same deployment after a backoff"
+    logger.debug(
+        "group=%s deployment=%s (id %s) failed on attempt %d/%d: %s %s (status %s); %s",
+        group,
+        deployment.model,
+        deployment.model_id,
+        attempt + 1,
+        attempts,
+        type(exc).__name__,
+        exc.message[:200],
+        exc.status_code,
+        then,
+    )
 
 
 def _min(a: float | None, b: float) -> float:

@@ -7,6 +7,7 @@ request's path, so it stays one coroutine; this module holds the decisions it de
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import random
 from collections.abc import Mapping
@@ -26,6 +27,8 @@ __all__ = [
     "no_deployment",
     "with_fallbacks",
 ]
+
+logger = logging.getLogger("llmplex.router")
 
 MAX_RETRY_SLEEP = 10.0  # a retry-after longer than this is not waited for: the error goes to the caller
 COOLDOWN_STATUSES = frozenset({401, 404, 408, 429})
@@ -49,9 +52,11 @@ async def with_fallbacks(
             target = core.group_for(fallback)
             if target is None or target == group:
                 continue
+            logger.debug("group=%s failed (%s): falling back to group %s", group, type(exc).__name__, target)
             try:
                 return await core._call_group(client, target, messages, options, cut_off_after)
-            except APIError:
+            except APIError as failed:
+                logger.debug("fallback group %s failed (%s)", target, type(failed).__name__)
                 continue
         raise
 
