@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from llmplex.exceptions import BadRequestError
 from llmplex.router.support import check_support, infer_mode, unsupported_message
 from llmplex.router.wildcards import WildcardTable, pattern_problem
 
@@ -94,3 +95,36 @@ def test_mode_and_message() -> None:
         unsupported_message("provider 'sagemaker'", "sm")
         == "llmplex does not support provider 'sagemaker' (deployment sm)"
     )
+
+
+def test_made_groups_are_bounded_share_their_template_state_and_are_forgotten_when_unused() -> None:
+    import gc
+
+    from llmplex.config_checks import Checker
+    from llmplex.config_source import SourceDoc
+    from llmplex.router.deployments import parse_model_list
+    from llmplex.router.settings import RouterSettings
+    from llmplex.router.state import make_state
+    from llmplex.router.wildcard_groups import WildcardGroups
+
+    raw = [{"model_name": "*", "litellm_params": {"model": "openai/*", "api_key": "k"}}]
+    (template,) = parse_model_list(Checker(SourceDoc(data=raw, source="test")), raw)
+    state = make_state([template], RouterSettings())
+    groups = WildcardGroups([template], limit=2)
+    forgotten: list[int] = []
+    made = []
+    for name in ("a", "b", "c"):
+        found = groups.group(name, state, forgotten.append)
+        assert found is not None
+        made.append(found)
+    (first, _), (_, _), (third, dropped) = made
+    assert dropped == ["a"] and first[0].model == "openai/a" and first[0].model_id == template.model_id
+    state.begin(third[0])
+    assert state.in_flight(template) == 1  # one window, one cooldown for every name the pattern serves
+    state.finish(third[0])
+    ident = id(first[0])
+    del made, first, third
+    gc.collect()
+    assert ident in forgotten  # its prepared call and state alias went with it
+    with pytest.raises(BadRequestError, match="image generation"):
+        groups.group("dall-e-3", state, forgotten.append)

@@ -48,7 +48,8 @@ class WildcardGroups:
         group: list[Deployment] = []
         for template, model in calls:
             custom = template.params.get("custom_llm_provider")
-            support = check_support(model, custom if isinstance(custom, str) else None, template.mode)
+            declared = template.model_info.get("mode")  # else inferred from the filled name (dall-e-3: images)
+            support = check_support(model, custom if isinstance(custom, str) else None, declared)
             if support.problem is not None:
                 raise BadRequestError(unsupported_message(support.problem, template.model_name), param="model")
             made = replace(template, model_name=name, model=model, provider=support.provider)
