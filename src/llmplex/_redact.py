@@ -12,9 +12,7 @@ from collections.abc import Iterable, Mapping
 __all__ = ["MASK", "SECRET_HEADERS", "display_url", "redact_text", "request_secrets"]
 
 # Request headers that carry a provider key (compared lower-cased).
-SECRET_HEADERS = frozenset(
-    {"authorization", "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key", "cookie"}
-)
+SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key", "cookie"})
 MASK = "***"
 # Shorter values are not redacted by exact match (replacing "ab" everywhere would garble the message).
 _MIN_SECRET = 4

@@ -39,7 +39,7 @@ _DRAIN_TIMEOUT = 1.0
 class CompletionStream:
     """Chunks of one streamed completion (``chat.completion.chunk`` objects)."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0913
         self,
         raw: RawStream,
         adapter: ProviderAdapter,

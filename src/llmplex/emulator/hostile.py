@@ -85,4 +85,3 @@ def _content_chunk() -> bytes:
         "choices": [{"index": 0, "delta": {"content": "more "}, "finish_reason": None}],
     }
     return b"data: " + orjson.dumps(chunk) + b"\n\n"
-

@@ -1,0 +1,70 @@
+"""The proxy in front of hostile upstreams (issue 17): what reaches its clients carries no provider key."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.fixtures_emulator import EmulatorServer
+from tests.fixtures_proxy import ProxyServer, openai_model
+
+MESSAGES = [{"role": "user", "content": "hello"}]
+KEY = "test-key"  # openai_model's deployment key
+
+
+@pytest.fixture(scope="module")
+def proxy(proxy_factory: Any, emulator: EmulatorServer) -> ProxyServer:
+    host = emulator.url.removeprefix("http://")
+    return proxy_factory(
+        {
+            "model_list": [
+                openai_model("redirect", "m-fault-redirect", emulator.openai_base),
+                openai_model("echo", "m-fault-echokey", emulator.openai_base),
+                openai_model("huge", "m-fault-hugebody", emulator.openai_base),
+                {
+                    "model_name": "userinfo",
+                    "litellm_params": {
+                        "model": "anthropic/claude-3-5-sonnet",
+                        "api_base": f"http://admin:s3cr3t-pw@{host}",
+                        "api_key": KEY,
+                    },
+                },
+            ],
+            "litellm_settings": {"num_retries": 0},
+        }
+    )
+
+
+async def post(proxy: ProxyServer, model: str) -> tuple[int, bytes, Any]:
+    async with (
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20)) as http,
+        http.post(proxy.base + "/chat/completions", json={"model": model, "messages": MESSAGES}) as resp,
+    ):
+        return resp.status, await resp.read(), resp.headers
+
+
+async def test_a_redirect_is_a_502_and_nothing_follows_it(proxy: ProxyServer, emulator: EmulatorServer) -> None:
+    status, body, _ = await post(proxy, "redirect")
+    assert status == 502 and b"307" in body and KEY.encode() not in body
+    stats = await emulator.astats()
+    assert stats["redirected"] == 0 and stats["redirected_with_key"] == 0
+
+
+async def test_an_echoed_key_is_redacted(proxy: ProxyServer) -> None:
+    status, body, _ = await post(proxy, "echo")
+    assert status == 401 and b"Incorrect API key" in body
+    assert KEY.encode() not in body
+
+
+async def test_a_huge_body_is_a_502(proxy: ProxyServer) -> None:
+    status, body, _ = await post(proxy, "huge")
+    assert status == 502 and b"max_response_bytes" in body
+
+
+async def test_the_api_base_header_has_no_credentials(proxy: ProxyServer) -> None:
+    status, body, headers = await post(proxy, "userinfo")
+    assert status == 200, body
+    assert headers["x-llmplex-api-base"].startswith("http://127.0.0.1:")
+    assert "s3cr3t-pw" not in headers["x-llmplex-api-base"] and "admin" not in headers["x-llmplex-api-base"]
