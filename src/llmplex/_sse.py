@@ -106,6 +106,11 @@ class SSEDecoder:
         return events
 
     @property
+    def pending_size(self) -> int:
+        """Bytes held for the event not yet complete."""
+        return self._partial_size + self._data_size
+
+    @property
     def pending(self) -> bool:
         """Bytes or fields received that do not yet form a complete event."""
         return bool(any(piece.strip() for piece in self._partial) or self._data)

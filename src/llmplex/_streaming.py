@@ -34,6 +34,7 @@ from llmplex.types import ModelResponseStream
 __all__ = ["CompletionStream"]
 
 _DRAIN_TIMEOUT = 1.0
+_YIELD_PENDING = 256 * 1024
 
 
 class CompletionStream:
@@ -172,7 +173,12 @@ class CompletionStream:
             except APIError as exc:  # an event over max_event_bytes
                 self._fail(exc)
                 return
-            self._parse(events)
+            if events:
+                self._parse(events)
+            elif self._decoder.pending_size > _YIELD_PENDING:
+                # reads of buffered data do not suspend: a long line arriving fast would hold the loop
+                # until the event cap; let other tasks run between reads of it
+                await asyncio.sleep(0)
             return
         self._parse(self._decoder.flush())
         if not self._state.finished and self._error is None:

@@ -47,6 +47,8 @@ USER_AGENT = "llmplex"
 ERROR_BODY_LIMIT = 1024 * 1024
 # A retry-after beyond this (or not a finite number) is ignored: backoff applies instead.
 MAX_RETRY_AFTER = 3600.0
+# A body read without suspending would hold the event loop: yield after this many bytes.
+YIELD_EVERY = 1024 * 1024
 
 logger = logging.getLogger("llmplex.transport")
 
@@ -313,6 +315,7 @@ async def _read_body(resp: aiohttp.ClientResponse, limit: int, adapter: Provider
     content = resp.content
     parts: list[bytes] = []
     size = 0
+    next_yield = YIELD_EVERY
     while True:
         data = await content.readany()  # decompressed in bounded steps by aiohttp, counted here
         if not data:
@@ -321,6 +324,11 @@ async def _read_body(resp: aiohttp.ClientResponse, limit: int, adapter: Provider
         if size > limit or content.total_raw_bytes > limit:
             raise _too_large(limit, adapter, model, f"over {size} bytes")
         parts.append(data)
+        if size >= next_yield:
+            # readany() does not suspend while data is buffered: a fast or compressed body would hold the
+            # loop until the whole of it is read (a gzip bomb: ~0.1 s per 32 MiB); let others run
+            next_yield = size + YIELD_EVERY
+            await asyncio.sleep(0)
     resp.release()
     return b"".join(parts)
 

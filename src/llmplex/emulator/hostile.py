@@ -4,8 +4,8 @@
   (``redirected`` in the stats) and whether it carried a key header.
 - ``endlessline``: a 200 body that never ends a line (``data: xxxx...`` when streaming), sent as fast as
   the client reads.
-- ``gzipbomb``: ``content-encoding: gzip``, ``mib-<n>`` MiB (default 1024) once decompressed, about
-  1/1000 of that on the wire; a stream's content is one line with no end.
+- ``gzipbomb``: ``content-encoding: gzip``, ``mib-<n>`` MiB (default 1024) once decompressed, 1/1000 of
+  that on the wire; a stream's content is one line with no end.
 - ``hugebody``: a ``mib-<n>`` MiB (default 300) JSON body without ``content-length``; streaming: OpenAI
   content chunks without end.
 - ``echokey``: a 401 whose message repeats the request's headers (its key) and the start of its body.
@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import struct
 import zlib
 from functools import lru_cache
 
@@ -42,7 +44,8 @@ async def play_hostile(
         await exchange.respond(401, [(b"content-type", JSON)], body)
     elif fault == "gzipbomb":
         await exchange.start(200, [(b"content-type", media), (b"content-encoding", b"gzip")])
-        for block in _bomb(directives.size_mib or 1024, stream):
+        blocks = await asyncio.to_thread(_bomb, max(directives.size_mib or 1024, 1), stream)
+        for block in blocks:
             await exchange.push(block)
         await exchange.finish()
     elif fault == "endlessline":
@@ -66,13 +69,23 @@ async def play_hostile(
 
 @lru_cache(maxsize=4)
 def _bomb(mib: int, stream: bool) -> tuple[bytes, ...]:
-    """``mib`` MiB gzip-compressed, in 64 KiB wire blocks (made once per size: ~1 s per GiB)."""
-    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)  # 31: gzip framing
-    parts = [compressor.compress(b"data: " if stream else b'{"id": "')]
+    """``mib`` MiB of ``0`` gzip-compressed, in 64 KiB wire blocks; made once per size, in a thread.
+
+    After the first MiB the compressor's window holds only zeros, so each further MiB, sync-flushed,
+    compresses to the same bytes: the deflate stream is one block repeated, not 1 GiB compressed.
+    """
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)  # raw deflate; the gzip framing is written here
     zeros = b"0" * _MIB
-    parts += [compressor.compress(zeros) for _ in range(mib)]
-    parts.append(compressor.flush())
-    wire = b"".join(parts)
+    prefix = b"data: " if stream else b'{"id": "'
+    head = compressor.compress(prefix) + compressor.compress(zeros) + compressor.flush(zlib.Z_SYNC_FLUSH)
+    block = compressor.compress(zeros) + compressor.flush(zlib.Z_SYNC_FLUSH)
+    tail = compressor.flush()
+    crc = zlib.crc32(prefix)
+    for _ in range(mib):
+        crc = zlib.crc32(zeros, crc)
+    size = (len(prefix) + mib * _MIB) & 0xFFFFFFFF
+    gzip_header = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
+    wire = gzip_header + head + block * (mib - 1) + tail + struct.pack("<II", crc, size)
     return tuple(wire[i : i + _BLOCK] for i in range(0, len(wire), _BLOCK))
 
 
