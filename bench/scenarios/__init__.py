@@ -1,4 +1,4 @@
-"""The scenarios of issues 5, 6 (soak), 7 (proxy-scale) and 17 (hostile), in report order. Each is ``run(ctx, result)``."""
+"""The scenarios of issues 5, 6 (soak), 7 (proxy-scale) and 17 (hostile), in report order; each is ``run(ctx, r)``."""
 
 from __future__ import annotations
 

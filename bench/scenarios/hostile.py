@@ -15,7 +15,7 @@ import json
 import time
 from typing import Any
 
-from bench.context import RESULTS_DIR, REPO, SUT_CORE, NotAvailable, RunContext
+from bench.context import REPO, RESULTS_DIR, SUT_CORE, NotAvailable, RunContext
 from bench.procs import Proc, StartError, wait_for_http
 from bench.proxies import MASTER_KEY, free_port
 from bench.scenarios import ScenarioResult
