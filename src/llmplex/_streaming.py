@@ -9,7 +9,7 @@ Timeouts count progress, not reads: bytes that make no chunk (``: ping`` comment
 ends) move no deadline. Three deadlines, the earliest wins:
 - first token: ``first_token_timeout`` from the request's start until a chunk with content or a tool
   call (a role-only chunk is not one);
-- idle: ``idle_timeout`` after the last chunk, once content has begun;
+- idle: ``idle_timeout`` after the last chunk (any chunk, a role-only one too);
 - total: ``total_timeout`` (the call's ``timeout``) from the request's start, for the whole stream.
 """
 
@@ -73,6 +73,7 @@ class CompletionStream:
         self._end_at = math.inf if total_timeout is None else start + total_timeout
         self._first_token_at = min(start + first_token_timeout, self._end_at)
         self._progress_at = now  # when the last chunk arrived
+        self._any_chunk = False  # any chunk arrived: the idle timeout applies from then on
         self._got_chunk = False  # a chunk with content (or a tool call) arrived
         self._deadline = ReadDeadline()
         self._ended = False
@@ -150,12 +151,11 @@ class CompletionStream:
 
     async def _fill(self) -> None:
         """Read once from the body; a failure is recorded in ``_error`` and raised by the reader."""
-        if self._got_chunk:
-            when = self._progress_at + self._idle_timeout
-            if when > self._end_at:
-                when = self._end_at
-        else:
-            when = self._first_token_at
+        when = self._end_at if self._got_chunk else self._first_token_at
+        if self._any_chunk:
+            idle = self._progress_at + self._idle_timeout
+            if idle < when:
+                when = idle
         try:
             data = await self._deadline.run_until(self._raw.read_chunk(), when)
         except TimeoutError:
@@ -189,7 +189,7 @@ class CompletionStream:
     def _timeout(self, when: float) -> Timeout:
         if when >= self._end_at:
             return Timeout(f"stream timeout ({self._total_timeout:g}s, the call's timeout) exceeded")
-        if not self._got_chunk:
+        if not self._got_chunk and when >= self._first_token_at:
             return Timeout(f"stream first-token timeout ({self._first_token_timeout:g}s) exceeded: no content yet")
         return Timeout(f"stream idle timeout ({self._idle_timeout:g}s) exceeded")
 
@@ -213,6 +213,7 @@ class CompletionStream:
                     self._got_chunk = any(chunk.has_content() for chunk in chunks)
         if progressed:
             self._progress_at = self._clock()
+            self._any_chunk = True
         if self._state.finished and not self._ended:
             self._ended = True
             self._deadline.cancel()
