@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
@@ -9,20 +10,38 @@ import pytest
 
 from tests.fixtures_emulator import EmulatorServer
 from tests.fixtures_proxy import ProxyServer, openai_model
+from tests.raw_upstream import Conn, RawUpstream, Received, serve_in_thread
 
 MESSAGES = [{"role": "user", "content": "hello"}]
 KEY = "test-key"  # openai_model's deployment key
 
 
+RETRY_AFTERS = {"nan": {"retry-after": "nan"}, "huge": {"retry-after": "1e300"}, "inf-ms": {"retry-after-ms": "1e400"}}
+
+
 @pytest.fixture(scope="module")
-def proxy(proxy_factory: Any, emulator: EmulatorServer) -> ProxyServer:
+def limited() -> Iterator[RawUpstream]:
+    """429s whose retry-after is absurd; the model name (after the deployment prefix) picks which."""
+
+    async def handler(req: Received, conn: Conn) -> None:
+        headers = RETRY_AFTERS[req.json()["model"]]
+        await conn.respond(429, {"error": {"message": "slow down", "type": "rate_limit_error"}}, headers)
+
+    with serve_in_thread(handler) as upstream:
+        yield upstream
+
+
+@pytest.fixture(scope="module")
+def proxy(proxy_factory: Any, emulator: EmulatorServer, limited: RawUpstream) -> ProxyServer:
     host = emulator.url.removeprefix("http://")
+    absurd = [openai_model(f"retry-{name}", name, limited.openai_base) for name in RETRY_AFTERS]
     return proxy_factory(
         {
             "model_list": [
                 openai_model("redirect", "m-fault-redirect", emulator.openai_base),
                 openai_model("echo", "m-fault-echokey", emulator.openai_base),
                 openai_model("huge", "m-fault-hugebody", emulator.openai_base),
+                *absurd,
                 {
                     "model_name": "userinfo",
                     "litellm_params": {
@@ -68,3 +87,10 @@ async def test_the_api_base_header_has_no_credentials(proxy: ProxyServer) -> Non
     assert status == 200, body
     assert headers["x-llmplex-api-base"].startswith("http://127.0.0.1:")
     assert "s3cr3t-pw" not in headers["x-llmplex-api-base"] and "admin" not in headers["x-llmplex-api-base"]
+
+
+@pytest.mark.parametrize("name", list(RETRY_AFTERS))
+async def test_an_absurd_retry_after_is_ignored_not_a_crash(proxy: ProxyServer, name: str) -> None:
+    status, body, headers = await post(proxy, f"retry-{name}")
+    assert status == 429 and b"slow down" in body  # the upstream's answer, as JSON, not a plain-text 500
+    assert "retry-after" not in headers or len(headers["retry-after"]) < 6
