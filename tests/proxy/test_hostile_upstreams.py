@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator
+from types import FrameType, TracebackType
 from typing import Any
 
 import aiohttp
@@ -94,3 +96,29 @@ async def test_an_absurd_retry_after_is_ignored_not_a_crash(proxy: ProxyServer, 
     status, body, headers = await post(proxy, f"retry-{name}")
     assert status == 429 and b"slow down" in body  # the upstream's answer, as JSON, not a plain-text 500
     assert "retry-after" not in headers or len(headers["retry-after"]) < 6
+
+
+async def test_failed_requests_leave_no_cycles_in_the_proxy(proxy: ProxyServer) -> None:
+    """The answered-requests test in test_app.py, for error paths: upstream 4xx, 429, 502s, stream errors.
+    Client and server share this process; an exception, traceback or frame in a cycle would pin a request."""
+    models = ["redirect", "echo", "retry-nan", "huge"]
+    for model in models:  # warm: connections, lazy imports, caches
+        await post(proxy, model)
+    gc.collect()
+    gc.disable()
+    try:
+        for model in models * 3:
+            status, _, _ = await post(proxy, model)
+            assert status >= 400
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        try:
+            unreachable = gc.collect()
+            kinds = sorted({type(o).__qualname__ for o in gc.garbage})
+            pinned = [o for o in gc.garbage if isinstance(o, (BaseException, TracebackType, FrameType))]
+        finally:
+            gc.set_debug(0)
+            gc.garbage.clear()
+    finally:
+        gc.enable()
+    assert not pinned, f"{len(pinned)} errors/frames in cycles: {kinds}"
+    assert unreachable < 20 * len(models) * 3, f"{unreachable} objects in cycles: {kinds}"
