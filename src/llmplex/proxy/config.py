@@ -21,6 +21,7 @@ import orjson
 from llmplex.config import ClientConfig
 from llmplex.exceptions import ConfigError, UnknownModelError
 from llmplex.providers import resolve_model
+from llmplex.proxy.auth import master_key_setting
 from llmplex.proxy.config_checks import Checker
 from llmplex.proxy.redis_settings import OWN_SECTION, RedisSettings, redis_settings
 from llmplex.proxy.yaml_source import SourceDoc, join, parse_yaml
@@ -212,7 +213,11 @@ def build_config(doc: SourceDoc, environ: Mapping[str, str] | None) -> ProxyConf
     router = _router(check, router_raw, litellm, groups)
     if (window := check.optional(own, f"{_OWN_SECTION}.rate_limit_window_seconds", float, minimum=0.01)) is not None:
         router = replace(router, rate_limit_window=window)
-    master_key = check.optional(general, "general_settings.master_key", str) or env.get("LITELLM_MASTER_KEY") or None
+    master_key = check.optional(general, "general_settings.master_key", str)
+    if master_key is not None:
+        master_key = master_key_setting(master_key, f"{doc.source}: {doc.where('general_settings.master_key')}")
+    else:
+        master_key = master_key_setting(env.get("LITELLM_MASTER_KEY"), "LITELLM_MASTER_KEY")
     max_body = check.optional(own, f"{_OWN_SECTION}.max_request_body_bytes", int, minimum=1)
     return ProxyConfig(
         deployments=deployments,
