@@ -83,8 +83,8 @@ async def test_auth_headers_accepted(http: aiohttp.ClientSession, proxy: ProxySe
 
 @pytest.mark.parametrize(
     "headers",
-    [{}, {"Authorization": "Bearer sk-wrong-key"}, {"Authorization": MASTER_KEY}, {"x-api-key": "nope"}],
-    ids=["missing", "wrong", "no-bearer", "wrong-x-api-key"],
+    [{}, {"Authorization": "Bearer sk-wrong-key"}, {"Authorization": f"Basic {MASTER_KEY}"}, {"x-api-key": "nope"}],
+    ids=["missing", "wrong", "basic-scheme", "wrong-x-api-key"],
 )
 async def test_auth_failures_are_openai_shaped_401(
     http: aiohttp.ClientSession, proxy: ProxyServer, headers: dict[str, str]

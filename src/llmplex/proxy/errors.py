@@ -55,7 +55,7 @@ def error_status(exc: BaseException) -> int:
     if isinstance(exc, APIError):
         status = exc.status_code or 500
         return status if 400 <= status <= 599 else 502
-    if isinstance(exc, (ConfigError, orjson.JSONEncodeError)):
+    if isinstance(exc, ConfigError):
         return 400
     return 500
 
@@ -78,8 +78,8 @@ def error_dict(exc: BaseException, labels: Sequence[str] | None = None) -> dict[
         return _body(_message(exc), exc.type, exc.param, exc.code or str(status))
     if isinstance(exc, ConfigError):
         return _body(str(exc), "invalid_request_error", None, "400")
-    if isinstance(exc, orjson.JSONEncodeError):  # orjson writes at most 254 levels; it reads up to 1024
-        return _body("The request cannot be forwarded: JSON nested too deeply", "invalid_request_error", None, "400")
+    # anything else is a bug of ours, never the client's: orjson.JSONEncodeError *is* TypeError, so a
+    # client's too-deep JSON is refused when the body is parsed (params.check_depth), not recognised here
     logger.error("unexpected error while handling a request", exc_info=exc)
     return _body("Internal server error", "server_error", None, "500")
 
