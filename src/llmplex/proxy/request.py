@@ -131,12 +131,7 @@ def parse_chat(body: bytes, default_model: str | None) -> ChatCall:
     labels = [default_model] if default_model else _model_names(model)
     if len(labels) > MAX_MODELS:
         raise ProxyError(400, f"at most {MAX_MODELS} models per request, got {len(labels)}", param="model")
-    for key in FORBIDDEN_FIELDS:
-        if key in data:
-            raise ProxyError(400, f"'{key}' cannot be set through the proxy; configure it in model_list", param=key)
-    for key in data:  # model and messages were taken out above; stream is read below
-        if key in ADAPTER_KEYS and key != "stream":
-            raise ProxyError(400, f"'{key}' cannot be set: the proxy builds it from the request", param=key)
+    _check_fields(data)
     for key in _DROPPED_FIELDS:
         data.pop(key, None)
     fastest = data.pop("fastest_response", False)
@@ -147,9 +142,6 @@ def parse_chat(body: bytes, default_model: str | None) -> ChatCall:
     if stream is not None and not isinstance(stream, bool):
         raise ProxyError(400, "'stream' must be true or false", param="stream")
     check_params(data)
-    extra = data.get("extra_body")
-    if extra is not None:
-        check_extra_body(extra, FORBIDDEN_FIELDS)
     return ChatCall(
         labels=labels,
         messages=messages,
@@ -159,6 +151,19 @@ def parse_chat(body: bytes, default_model: str | None) -> ChatCall:
         hedge_delay=hedge,
         hedge_quantile=quantile,
     )
+
+
+def _check_fields(data: dict[str, Any]) -> None:
+    """Fields a client may not set: credentials and call settings, what the adapters build, bad extra_body."""
+    for key in FORBIDDEN_FIELDS:
+        if key in data:
+            raise ProxyError(400, f"'{key}' cannot be set through the proxy; configure it in model_list", param=key)
+    for key in data:  # model and messages were taken out already; stream is read by the caller
+        if key in ADAPTER_KEYS and key != "stream":
+            raise ProxyError(400, f"'{key}' cannot be set: the proxy builds it from the request", param=key)
+    extra = data.get("extra_body")
+    if extra is not None:
+        check_extra_body(extra, FORBIDDEN_FIELDS)
 
 
 def _model_names(model: Any) -> list[str]:
