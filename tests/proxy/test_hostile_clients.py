@@ -10,7 +10,7 @@ import aiohttp
 import orjson
 import pytest
 
-from llmplex.proxy.errors import error_dict, error_status
+from llmplex.proxy.errors import error_dict, error_origin, error_status
 from tests.fixtures_emulator import EmulatorServer
 from tests.fixtures_proxy import ProxyServer, openai_model
 
@@ -154,7 +154,7 @@ def test_an_internal_type_error_is_a_logged_500(caplog: pytest.LogCaptureFixture
         orjson.dumps({"a": object()})  # the encoder's own error, as any internal bug would raise it
     except TypeError as exc:
         error = exc
-    assert error_status(error) == 500
+    assert error_status(error) == 500 and error_origin(error) == "internal"  # counted as ours in /metrics
     body = error_dict(error)
     assert body["type"] == "server_error" and body["code"] == "500" and "nested" not in body["message"]
     assert caplog.records and caplog.records[-1].exc_info is not None  # logged with its traceback

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from starlette.responses import Response
@@ -19,13 +19,24 @@ from llmplex.exceptions import (
     AllModelsFailedError,
     APIConnectionError,
     APIError,
+    APIStatusError,
+    BadRequestError,
     ConfigError,
     StreamError,
     Timeout,
     most_meaningful as _most_meaningful,
 )
 
-__all__ = ["ProxyError", "error_dict", "error_event", "error_response", "error_status", "slot_error"]
+__all__ = [
+    "ErrorOrigin",
+    "ProxyError",
+    "error_dict",
+    "error_event",
+    "error_origin",
+    "error_response",
+    "error_status",
+    "slot_error",
+]
 
 logger = logging.getLogger("llmplex.proxy")
 
@@ -41,6 +52,30 @@ class ProxyError(Exception):
         self.message = message
         self.type = type
         self.param = param
+
+
+ErrorOrigin = Literal["client", "upstream", "internal"]
+
+
+def error_origin(exc: BaseException) -> ErrorOrigin:
+    """Whose failure ``exc`` is, for the metrics: the client's request (refused before any upstream call),
+    the upstream's (its answer, the connection to it, no deployment available), or ours (a bug)."""
+    if isinstance(exc, AllModelsFailedError):
+        return error_origin(_most_meaningful(exc.exceptions))
+    if isinstance(exc, ProxyError):
+        return "client" if exc.status < 500 else "internal"
+    if isinstance(exc, ConfigError):
+        return "client"
+    if isinstance(exc, (APIConnectionError, StreamError)):
+        return "upstream"
+    if isinstance(exc, APIStatusError):
+        # an upstream's error carries its body or request id; the SDK's own 400s (unsupported parameter,
+        # unknown model, a message it cannot translate) are raised before any call and carry neither
+        local = exc.body is None and exc.request_id is None
+        return "client" if local and isinstance(exc, BadRequestError) else "upstream"
+    if isinstance(exc, APIError):
+        return "upstream"
+    return "internal"
 
 
 def error_status(exc: BaseException) -> int:

@@ -283,10 +283,20 @@ def openapi_document(model_names: Sequence[str] = ()) -> dict[str, Any]:
     metrics = {
         "get": {
             "summary": "Prometheus metrics of this worker",
-            "responses": {"200": {"description": "Prometheus text format", "content": {"text/plain": {}}}},
+            "responses": {
+                "200": {"description": "Prometheus text format", "content": {"text/plain": {}}},
+                **_errors(401),
+            },
+            "security": [{"bearer": []}],
         }
     }
-    document = {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3.1"}}}}
+    document = {
+        "get": {
+            "summary": "This document",
+            "responses": {"200": {"description": "OpenAPI 3.1"}, **_errors(401)},
+            "security": [{"bearer": []}],
+        }
+    }
     schemas: dict[str, Any] = {
         "ChatCompletionRequest": _request_schema(model_names),
         "Error": _ERROR,
