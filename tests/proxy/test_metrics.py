@@ -106,7 +106,7 @@ async def test_requests_latency_and_errors_are_counted(proxy: ProxyServer) -> No
 
 
 async def test_errors_are_counted_by_origin(proxy: ProxyServer) -> None:
-    """Refused requests count as the client's, failed upstream calls as the upstream's; only these are upstream errors."""
+    """Refused requests count as the client's, failed calls as the upstream's; only the latter are upstream errors."""
     async with aiohttp.ClientSession() as http:
         before = await scrape(http, proxy)
         assert (await chat(http, proxy, model="no-such-model"))[0] == 400  # the proxy refuses it
