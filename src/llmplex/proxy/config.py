@@ -264,7 +264,9 @@ def _deployment(check: Checker, raw: Any, path: str) -> Deployment | None:
     try:
         provider, _ = resolve_model(model, custom_llm_provider=params.get("custom_llm_provider"))
     except UnknownModelError as exc:
-        raise check.doc.error(join(params_path, "model"), exc.message) from None
+        where = join(params_path, "model")
+        message = exc.message if where not in check.doc.from_env else f"{check.doc.shown(where, model)}: unknown model"
+        raise check.doc.error(where, message) from None
     info = check.mapping(entry.get("model_info") or {}, join(path, "model_info"))
     for key in info:
         if key != "id":
@@ -320,7 +322,8 @@ def _router(check: Checker, router: Mapping[str, Any], litellm: Mapping[str, Any
     if strategy not in ROUTING_STRATEGIES:
         raise check.doc.error(
             "router_settings.routing_strategy",
-            f"unknown strategy {strategy!r}; use one of {sorted(ROUTING_STRATEGIES)}",
+            f"unknown strategy {check.doc.shown('router_settings.routing_strategy', strategy)}; "
+            f"use one of {sorted(ROUTING_STRATEGIES)}",
         )
     aliases, hidden = _aliases(check, router.get("model_group_alias"), groups)
     fallbacks_path = "router_settings.fallbacks" if "fallbacks" in router else "litellm_settings.fallbacks"
@@ -351,7 +354,8 @@ def _aliases(check: Checker, raw: Any, groups: set[str]) -> tuple[dict[str, str]
                 hidden.add(str(alias))
             target = target.get("model")
         if not isinstance(target, str) or target not in groups:
-            raise check.doc.error(where, f"alias target {target!r} is not a model_name in model_list")
+            shown = check.doc.shown(where if where in check.doc.from_env else join(where, "model"), target)
+            raise check.doc.error(where, f"alias target {shown} is not a model_name in model_list")
         aliases[str(alias)] = target
     return aliases, hidden
 
@@ -365,8 +369,11 @@ def _fallbacks(check: Checker, raw: Any, path: str, names: set[str]) -> dict[str
                 targets = [targets]
             if not isinstance(targets, list) or not all(isinstance(t, str) for t in targets):
                 raise check.doc.error(where, "must be a list of model names")
-            for name in [group, *targets]:
+            if group not in names:
+                raise check.doc.error(where, f"{group!r} is not a model_name in model_list")
+            for k, name in enumerate(targets):
                 if name not in names:
-                    raise check.doc.error(where, f"{name!r} is not a model_name in model_list")
+                    shown = check.doc.shown(f"{where}[{k}]" if f"{where}[{k}]" in check.doc.from_env else where, name)
+                    raise check.doc.error(where, f"{shown} is not a model_name in model_list")
             result[str(group)] = tuple(targets)
     return result
