@@ -217,7 +217,8 @@ def build_config(doc: SourceDoc, environ: Mapping[str, str] | None) -> ProxyConf
     if master_key is not None:
         master_key = master_key_setting(master_key, f"{doc.source}: {doc.where('general_settings.master_key')}")
     else:
-        master_key = master_key_setting(env.get("LITELLM_MASTER_KEY"), "LITELLM_MASTER_KEY")
+        # an empty variable is an unset one (as in shells); a blank one is a mistake
+        master_key = master_key_setting(env.get("LITELLM_MASTER_KEY") or None, "LITELLM_MASTER_KEY")
     max_body = check.optional(own, f"{_OWN_SECTION}.max_request_body_bytes", int, minimum=1)
     return ProxyConfig(
         deployments=deployments,
