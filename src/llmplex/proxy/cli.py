@@ -18,6 +18,8 @@ from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import Any
 
+import uvicorn
+
 from llmplex.exceptions import ConfigError
 from llmplex.proxy import demo
 from llmplex.proxy.access_log import log_config
@@ -191,13 +193,12 @@ def _is_loopback(host: str) -> bool:
 
 
 def _serve(args: argparse.Namespace, config: ProxyConfig, host: str, environ: dict[str, str]) -> None:
-    import uvicorn
-
     from llmplex.proxy.app import CONFIG_ENV, MODEL_ENV, create_app, freeze_startup_objects
 
     options: dict[str, Any] = {
         "loop": "uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
         "http": BoundedHttpToolsProtocol,  # httptools (uvicorn[standard]) with bounds on request heads
+        "ws": "none",  # no WebSocket route: nothing to upgrade to (and nothing to import at startup)
         "header_timeout": args.header_timeout,
         "max_header_bytes": args.max_header_bytes,
         "timeout_keep_alive": args.keepalive_timeout,
@@ -212,9 +213,11 @@ def _serve(args: argparse.Namespace, config: ProxyConfig, host: str, environ: di
     port = sock.getsockname()[1]
     where = f"http://{_url_host(host)}:{port}"
     if args.num_workers <= 1:
-        server = uvicorn.Server(ServerConfig(create_app(config), host=host, port=port, **options))
+        server = _AnnouncingServer(
+            ServerConfig(create_app(config), host=host, port=port, **options),
+            f"serving {', '.join(config.model_names())} on {where}",
+        )
         freeze_startup_objects()
-        _say(f"serving {', '.join(config.model_names())} on {where}")
         server.run(sockets=[sock])
         return
     from uvicorn.supervisors import Multiprocess
@@ -237,6 +240,19 @@ def _serve(args: argparse.Namespace, config: ProxyConfig, host: str, environ: di
     uv_config = ServerConfig(factory, factory=True, host=host, port=port, workers=args.num_workers, **options)
     _say(f"serving {', '.join(config.model_names())} on {where} with {args.num_workers} workers")
     Multiprocess(uv_config, sockets=[sock]).run()
+
+
+class _AnnouncingServer(uvicorn.Server):
+    """Says "serving ..." once the app has started (warmed up) and connections are accepted, not before."""
+
+    def __init__(self, config: uvicorn.Config, announcement: str) -> None:
+        super().__init__(config)
+        self.announcement = announcement
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if not self.should_exit:
+            _say(self.announcement)
 
 
 def _bind(host: str, port: int) -> socket.socket:
