@@ -20,6 +20,7 @@ from typing import Any
 
 import uvicorn
 
+from llmplex.config_source import parse_yaml
 from llmplex.exceptions import ConfigError
 from llmplex.proxy import demo
 from llmplex.proxy.access_log import log_config
@@ -31,7 +32,6 @@ from llmplex.proxy.protocol import (
     BoundedHttpToolsProtocol,
     ServerConfig,
 )
-from llmplex.proxy.yaml_source import parse_yaml
 
 __all__ = ["main"]
 
