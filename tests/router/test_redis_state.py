@@ -340,3 +340,44 @@ async def test_broken_counters_in_redis_neither_break_nor_bypass_limits(
         assert 0 < b.blocked_for(limited) <= 30  # the cooldown is capped at the configured one
     finally:
         client.close()
+
+
+# Redis URLs whose password holds URL delimiters (issue 17 #14)
+
+HOSTILE_PASSWORD = "pa#ss/w@rd?x:y%25z"  # as written in the URL: %25 is a literal '%'
+
+
+async def test_a_password_with_url_delimiters_connects(redis_prefix: str) -> None:
+    """A real Redis user whose password holds '#', '/', '@', '?' and ':', written raw in redis_url."""
+    user = f"{redis_prefix}-user"
+    admin = sync_redis.Redis.from_url(REDIS_URL, socket_timeout=2)
+    try:
+        admin.acl_setuser(
+            user, enabled=True, passwords=["+pa#ss/w@rd?x:y%z"], keys=[f"{redis_prefix}:*"], commands=["+@all"]
+        )
+        host_port = REDIS_URL.split("://", 1)[1].split("/", 1)[0].rsplit("@", 1)[-1]
+        url = f"redis://{user}:{HOSTILE_PASSWORD}@{host_port}/0"
+        cfg = config(redis_prefix, redis={"redis_url": url}, redis_timeout_seconds=1.0)
+        state = make_state(cfg.deployments, cfg.router, cfg.redis)
+        assert isinstance(state, RedisState)
+        await state.start()
+        try:
+            assert state.healthy and state.redis_errors == 0
+            assert await state.sync_once()
+        finally:
+            await state.close()
+    finally:
+        admin.acl_deluser(user)
+        admin.close()
+
+
+@pytest.mark.parametrize("url", ["redis://:s3cret-pw@127.0.0.1:notaport/0", "http://:s3cret-pw@127.0.0.1:6379/0"])
+def test_a_broken_redis_url_names_the_setting_not_the_secret(url: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        config(None, redis={"redis_url": url})
+    message = str(caught.value)
+    assert "router_settings.redis_url" in message and "s3cret" not in message and "s3" not in message
+    entry = {"model_list": [{"model_name": "m", "litellm_params": {"model": "openai/m"}}]}
+    with pytest.raises(ConfigError) as caught:
+        ProxyConfig.from_dict(entry, environ={"REDIS_URL": url})
+    assert "REDIS_URL" in str(caught.value) and "s3" not in str(caught.value)

@@ -12,7 +12,7 @@ from typing import Any
 
 from llmplex.config_checks import Checker
 from llmplex.exceptions import ConfigError
-from llmplex.router.settings import RedisSettings
+from llmplex.router.settings import RedisSettings, redis_url_problem
 
 __all__ = ["OWN_SECTION", "RedisSettings", "redis_settings"]
 
@@ -25,10 +25,14 @@ def redis_settings(
     """router_settings.redis_* first, then REDIS_URL / REDIS_HOST / REDIS_PORT / REDIS_PASSWORD, as LiteLLM."""
     url = check.optional(router, "router_settings.redis_url", str)
     host = check.optional(router, "router_settings.redis_host", str)
+    where = "router_settings.redis_url"
     if not (url or host):
         url, host = env.get("REDIS_URL") or None, env.get("REDIS_HOST") or None
+        where = "REDIS_URL"
     if not (url or host):
         return None
+    if url and (problem := redis_url_problem(url)):
+        raise check.doc.error(where, problem) if where != "REDIS_URL" else ConfigError(f"REDIS_URL {problem}")
     port = check.optional(router, "router_settings.redis_port", int, minimum=1)
     if port is None and (env_port := env.get("REDIS_PORT", "").strip()):
         if not env_port.isdigit():

@@ -27,7 +27,14 @@ from llmplex.exceptions import BadRequestError, ConfigError, LLMplexError
 from llmplex.relayed import RelayedResponse
 from llmplex.router.core import RoutingCore
 from llmplex.router.deployments import Deployment, parse_model_list
-from llmplex.router.settings import ROUTING_STRATEGIES, RedisSettings, RouterSettings, parse_aliases, parse_fallbacks
+from llmplex.router.settings import (
+    ROUTING_STRATEGIES,
+    RedisSettings,
+    RouterSettings,
+    parse_aliases,
+    parse_fallbacks,
+    redis_url_problem,
+)
 from llmplex.router.state import RouterState
 from llmplex.types import ModelResponse
 
@@ -269,6 +276,8 @@ def _settings(
     )
     defaults = check.mapping(args["default_litellm_params"] or {}, "default_litellm_params")
     url = check.optional(args, "redis_url", str)
+    if url and (problem := redis_url_problem(url)):
+        raise check.doc.error("redis_url", problem)
     host = check.optional(args, "redis_host", str)
     redis = None
     if url or host:

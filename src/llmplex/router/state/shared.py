@@ -35,7 +35,7 @@ from redis.exceptions import RedisError
 from llmplex._latency import WINDOW
 from llmplex.exceptions import ServiceUnavailableError
 from llmplex.router.deployments import Deployment
-from llmplex.router.settings import RedisSettings, RouterSettings
+from llmplex.router.settings import RedisSettings, RouterSettings, redis_url
 from llmplex.router.state import lua
 from llmplex.router.state.local import FAIL_WINDOW, RouterState
 
@@ -127,7 +127,7 @@ class RedisState(RouterState):
             "timeout": settings.timeout,  # waiting for a free pooled connection
         }
         if settings.url:
-            pool = aioredis.BlockingConnectionPool.from_url(settings.url, **options)
+            pool = aioredis.BlockingConnectionPool.from_url(redis_url(settings.url), **options)
         else:
             pool = aioredis.BlockingConnectionPool(
                 host=settings.host, port=settings.port, password=settings.password, **options
