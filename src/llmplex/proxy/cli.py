@@ -252,6 +252,9 @@ class _AnnouncingServer(uvicorn.Server):
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets=sockets)
         if not self.should_exit:
+            from llmplex.proxy.app import freeze_startup_objects
+
+            freeze_startup_objects()  # again: the warm-up imported the HTTP stack and the price table
             _say(self.announcement)
 
 
