@@ -26,7 +26,7 @@ class SourceDoc:
     data: Any
     source: str
     lines: dict[str, int] = field(default_factory=dict)
-    from_env: set[str] = field(default_factory=set)  # paths whose value came from os.environ/VAR
+    from_env: dict[str, str] = field(default_factory=dict)  # path -> VAR, for values read from os.environ/VAR
     unset: dict[str, str] = field(default_factory=dict)  # path -> variable, for os.environ/VAR left unset
 
     def where(self, path: str) -> str:
@@ -38,6 +38,14 @@ class SourceDoc:
                 return f"{path} (line {line})" if path else f"line {line}"
             probe = _parent(probe)
         return path or "top level"
+
+    def shown(self, path: str, value: Any) -> str:
+        """How an error may show the value at ``path``: never a value read from the environment (it may be a
+        secret, or part of one), which is "the value of VAR" instead."""
+        var = self.from_env.get(path)
+        if var is not None:
+            return f"the value of {var}"
+        return repr(value[:40] if isinstance(value, str) else value)
 
     def error(self, path: str, message: str) -> ConfigError:
         return ConfigError(f"{self.source}: {self.where(path)}: {message}")
@@ -62,7 +70,7 @@ class SourceDoc:
             if not resolved:
                 self.unset[path] = name
                 return _ABSENT
-            self.from_env.add(path)
+            self.from_env[path] = name
             return resolved
         if isinstance(value, dict):
             items = ((k, self._resolve(v, join(path, k), environ)) for k, v in value.items())

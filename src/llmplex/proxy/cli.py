@@ -1,4 +1,4 @@
-"""``llmplex --config config.yaml``: serve the proxy with uvicorn (uvloop + httptools when installed).
+"""``llmplex --config config.yaml``: serve the proxy with uvicorn (httptools, and uvloop when installed).
 
 Also ``llmplex --model NAME`` (one model, no config) and ``llmplex --demo`` (offline demo on the
 emulator). A broken config exits with status 2 and a message naming the place in the file.
@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from types import FrameType
 from typing import Any
 
+import uvicorn
+
 import llmplex
 from llmplex.config_source import parse_yaml
 from llmplex.exceptions import ConfigError
@@ -27,6 +29,7 @@ from llmplex.proxy.access_log import log_config
 from llmplex.proxy.cli_args import REFUSED_SERVERS, build_parser
 from llmplex.proxy.cli_probe import proxy_url, run_health, run_test
 from llmplex.proxy.config import ProxyConfig, load_config, single_model_config
+from llmplex.proxy.protocol import BoundedHttpToolsProtocol, ServerConfig
 from llmplex.proxy.tls import check_tls
 
 __all__ = ["main"]
@@ -161,13 +164,15 @@ def _is_loopback(host: str) -> bool:
 def _serve(
     args: argparse.Namespace, config: ProxyConfig, host: str, environ: dict[str, str], tls: dict[str, str]
 ) -> None:
-    import uvicorn
-
     from llmplex.proxy.app import CONFIG_ENV, MODEL_ENV, create_app, freeze_startup_objects
 
     options: dict[str, Any] = {
         "loop": "uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
-        "http": "httptools" if importlib.util.find_spec("httptools") else "h11",
+        "http": BoundedHttpToolsProtocol,  # httptools (uvicorn[standard]) with bounds on request heads
+        "ws": "none",  # no WebSocket route: nothing to upgrade to (and nothing to import at startup)
+        "header_timeout": args.header_timeout,
+        "max_header_bytes": args.max_header_bytes,
+        "timeout_keep_alive": args.keepalive_timeout,
         "log_level": args.log_level,
         "log_config": log_config(args.access_log),
         "access_log": False,  # ours is structured (llmplex.proxy.access); uvicorn's would be a second line
@@ -176,15 +181,15 @@ def _serve(
         "timeout_graceful_shutdown": args.graceful_timeout,
         **tls,
     }
-    if args.keepalive_timeout is not None:
-        options["timeout_keep_alive"] = args.keepalive_timeout
     sock = _bind(host, args.port)
     port = sock.getsockname()[1]
     where = f"{'https' if tls else 'http'}://{_url_host(host)}:{port}"
     if args.num_workers <= 1:
-        server = uvicorn.Server(uvicorn.Config(create_app(config), host=host, port=port, **options))
+        server = _AnnouncingServer(
+            ServerConfig(create_app(config), host=host, port=port, **options),
+            f"serving {', '.join(config.model_names())} on {where}",
+        )
         freeze_startup_objects()
-        _say(f"serving {', '.join(config.model_names())} on {where}")
         server.run(sockets=[sock])
         return
     from uvicorn.supervisors import Multiprocess
@@ -204,9 +209,25 @@ def _serve(
         if key in environ:
             os.environ[key] = environ[key]
     factory = "llmplex.proxy.app:app_from_env"
-    uv_config = uvicorn.Config(factory, factory=True, host=host, port=port, workers=args.num_workers, **options)
+    uv_config = ServerConfig(factory, factory=True, host=host, port=port, workers=args.num_workers, **options)
     _say(f"serving {', '.join(config.model_names())} on {where} with {args.num_workers} workers")
     Multiprocess(uv_config, sockets=[sock]).run()
+
+
+class _AnnouncingServer(uvicorn.Server):
+    """Says "serving ..." once the app has started (warmed up) and connections are accepted, not before."""
+
+    def __init__(self, config: uvicorn.Config, announcement: str) -> None:
+        super().__init__(config)
+        self.announcement = announcement
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if not self.should_exit:
+            from llmplex.proxy.app import freeze_startup_objects
+
+            freeze_startup_objects()  # again: the warm-up imported the HTTP stack and the price table
+            _say(self.announcement)
 
 
 def _bind(host: str, port: int) -> socket.socket:

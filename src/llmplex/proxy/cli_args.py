@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+
+from llmplex.proxy.protocol import DEFAULT_HEADER_TIMEOUT, DEFAULT_KEEPALIVE_TIMEOUT, DEFAULT_MAX_HEADER_BYTES
 
 __all__ = ["REFUSED_SERVERS", "build_parser"]
 
@@ -29,6 +31,29 @@ def _int_env(environ: Mapping[str, str], name: str, default: int | None) -> int 
         return int(raw)
     except ValueError:
         raise SystemExit(f"llmplex: error: {name} must be an integer, got {raw[:40]!r}") from None
+
+
+def _positive(kind: type[int] | type[float]) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not value > 0 or value == float("inf"):
+            raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
+        return value
+
+    return parse
+
+
+def _env_number(environ: Mapping[str, str], name: str, default: float, kind: type[int] | type[float]) -> float:
+    text = environ.get(name)
+    if not text:
+        return default
+    try:
+        return _positive(kind)(text)
+    except argparse.ArgumentTypeError as exc:
+        raise SystemExit(f"llmplex: error: {name}: {exc}") from None
 
 
 def _flag(value: str) -> bool:
@@ -65,10 +90,27 @@ def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentP
     parser.add_argument(
         "--keepalive_timeout",
         "--keepalive-timeout",
-        type=int,
-        default=_int_env(env, "KEEPALIVE_TIMEOUT", None),
+        type=_positive(int),
+        default=_env_number(env, "KEEPALIVE_TIMEOUT", DEFAULT_KEEPALIVE_TIMEOUT, int),
         dest="keepalive_timeout",
-        help="seconds an idle keep-alive connection stays open (KEEPALIVE_TIMEOUT; uvicorn's default 5)",
+        help=f"seconds an idle connection stays open (KEEPALIVE_TIMEOUT; default {DEFAULT_KEEPALIVE_TIMEOUT})",
+    )
+    parser.add_argument(
+        "--header_timeout",
+        "--header-timeout",
+        type=_positive(float),
+        default=DEFAULT_HEADER_TIMEOUT,
+        dest="header_timeout",
+        help="seconds a connection may take to send a request's headers; slower ones are closed "
+        f"(default {DEFAULT_HEADER_TIMEOUT:g})",
+    )
+    parser.add_argument(
+        "--max_header_bytes",
+        "--max-header-bytes",
+        type=_positive(int),
+        default=DEFAULT_MAX_HEADER_BYTES,
+        dest="max_header_bytes",
+        help=f"largest request head (request line and headers) accepted, bytes (default {DEFAULT_MAX_HEADER_BYTES})",
     )
     parser.add_argument("--ssl_keyfile_path", "--ssl-keyfile-path", dest="ssl_keyfile_path", help="TLS private key")
     parser.add_argument("--ssl_certfile_path", "--ssl-certfile-path", dest="ssl_certfile_path", help="TLS certificate")

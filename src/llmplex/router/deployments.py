@@ -117,7 +117,10 @@ def _deployment(check: Checker, raw: Any, path: str) -> Deployment:
             check.ignored(join(info_path, key))
     declared_mode = check.optional(info, join(info_path, "mode"), str)
     check.optional(info, join(info_path, "health_check_timeout"), float, minimum=0.001)
-    provider, mode, problem = _support(check, name, model, params, declared_mode, join(params_path, "model"))
+    model_path = join(params_path, "model")
+    provider, mode, problem = _support(check, name, model, params, declared_mode, model_path)
+    if problem is not None and model_path in check.doc.from_env:
+        problem = f"{check.doc.shown(model_path, model)} as a model"  # never echo a value read from the environment
     if problem is not None:
         check.note(f"{check.doc.source}: {check.doc.where(path)}: disabled: {unsupported_message(problem, name)}")
     model_id = check.optional(info, join(info_path, "id"), str) or _derived_id(name, params)
