@@ -210,7 +210,6 @@ REF = "os.environ/LLMPLEX_T"
     ("path", "setting"),
     [
         ("model_list[0].litellm_params.rpm", {"model_list": [{"litellm_params": {"rpm": REF}}]}),
-        ("model_list[0].litellm_params.model", {"model_list": [{"litellm_params": {"model": REF}}]}),
         ("router_settings.routing_strategy", {"router_settings": {"routing_strategy": REF}}),
         ("router_settings.num_retries", {"router_settings": {"num_retries": REF}}),
         ("litellm_settings.drop_params", {"litellm_settings": {"drop_params": REF}}),
@@ -237,3 +236,15 @@ def test_config_errors_never_print_values_read_from_the_environment(
     assert path.split("[")[0].split(".")[0] in message, message
     assert secret not in message and secret[:8] not in message, message
     assert "the value of LLMPLEX_T" in message, message
+
+
+@pytest.mark.parametrize("secret", [SECRET, "-5"])
+def test_a_model_read_from_the_environment_is_never_printed_when_disabled(secret: str) -> None:
+    """An unknown model from os.environ/VAR disables its deployment (a LiteLLM config starts); the warning and
+    the 400 name it as "the value of VAR"."""
+    data = {"model_list": [{"model_name": "a", "litellm_params": {"model": REF}}]}
+    config = ProxyConfig.from_dict(data, environ={"LLMPLEX_T": secret})
+    (deployment,) = config.deployments
+    assert deployment.problem == "the value of LLMPLEX_T as a model"
+    warnings = "\n".join(config.warnings)
+    assert "the value of LLMPLEX_T" in warnings and secret not in warnings and secret[:8] not in warnings
