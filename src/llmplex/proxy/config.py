@@ -101,7 +101,16 @@ class ProxyConfig:
             num_retries=0,
             timeout=self.router.timeout or self.request_timeout or 600.0,
             drop_params=self.drop_params,
+            # every configured key is redacted from relayed upstream errors, not only the calling deployment's
+            secrets=self.secrets(),
         )
+
+    def secrets(self) -> tuple[str, ...]:
+        """Every key this config holds: deployments' ``api_key`` values and the master key."""
+        found = {str(d.params["api_key"]) for d in self.deployments if d.params.get("api_key")}
+        if self.master_key:
+            found.add(self.master_key)
+        return tuple(sorted(found))
 
     def __repr__(self) -> str:
         return f"ProxyConfig(models={self.model_names()!r}, auth={'on' if self.master_key else 'off'})"
