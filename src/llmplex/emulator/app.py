@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from llmplex.emulator.anthropic import AnthropicDialect
+from llmplex.emulator.anthropic import AnthropicCountTokensDialect, AnthropicDialect
 from llmplex.emulator.azure import AzureDialect
 from llmplex.emulator.cohere import CohereDialect
 from llmplex.emulator.conversation import build_reply
@@ -227,6 +227,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             methods=["POST"],
         ),
         Route("/v1/messages", CompletionEndpoint(AnthropicDialect(), state), methods=["POST"]),
+        Route("/v1/messages/count_tokens", CompletionEndpoint(AnthropicCountTokensDialect(), state), methods=["POST"]),
         Route("/v2/chat", CompletionEndpoint(CohereDialect(), state), methods=["POST"]),
         Route("/v2/embed", CompletionEndpoint(CohereEmbedDialect(), state), methods=["POST"]),
         Route("/v1beta/models/{target}", gemini, methods=["POST"]),
