@@ -43,6 +43,7 @@ def registry() -> dict[str, tuple[str, Runner]]:
         proxy_streams,
         proxy_throughput,
         sdk_batch,
+        sdk_embed,
         sdk_race,
         soak,
     )
@@ -51,6 +52,7 @@ def registry() -> dict[str, tuple[str, Runner]]:
         "sdk-batch": ("SDK: batch_completion throughput", sdk_batch.run),
         "sdk-race": ("SDK: batch_completion_models race [slow, fast]", sdk_race.run),
         "hedging": ("SDK: hedged requests on a heavy-tailed upstream", hedging.run),
+        "sdk-embed": ("SDK: embedding a corpus (auto-split) vs a bare aiohttp loop", sdk_embed.run),
         "proxy-throughput": ("Proxy: throughput, one worker, 50 connections", proxy_throughput.run),
         "proxy-latency": ("Proxy: added latency at concurrency 1", proxy_latency.run),
         "proxy-streams": ("Proxy: time to first token and many slow streams", proxy_streams.run),

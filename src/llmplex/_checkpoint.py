@@ -127,7 +127,8 @@ def _parse(
             done.pop(index, None)  # a later failure supersedes; the item is redone
             continue
         response = parse(body)
-        response._hidden_params = {"from_checkpoint": True}
+        if isinstance(response, ModelResponse):
+            response._hidden_params = {"from_checkpoint": True}
         done[index] = response
     return done, good_end
 

@@ -14,8 +14,6 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
-
 from llmplex._batch_inputs import check_positive
 from llmplex._checkpoint import Checkpoint, fingerprint
 from llmplex._concurrency import bounded_map, gather_settled
@@ -30,7 +28,7 @@ from llmplex._progress import Progress
 from llmplex._ratelimit import Pacer
 from llmplex.cost import HiddenParams
 from llmplex.endpoint_types import EmbeddingResponse
-from llmplex.exceptions import AllModelsFailedError, APIError, BadRequestError, unreadable_response
+from llmplex.exceptions import AllModelsFailedError, APIError, BadRequestError
 
 if TYPE_CHECKING:
     from llmplex.client import AsyncClient
@@ -89,6 +87,26 @@ async def embedding(  # noqa: PLR0913
     return results
 
 
+class _Part:
+    """One part's answer; ``model_dump`` / ``from_dict`` are its checkpoint line (see ``_checkpoint``)."""
+
+    __slots__ = ("model", "tokens", "vectors")
+
+    def __init__(self, vectors: list[Any], tokens: int, model: str) -> None:
+        self.vectors = vectors
+        self.tokens = tokens
+        self.model = model
+
+    def model_dump(self) -> dict[str, Any]:
+        return {"vectors": self.vectors, "tokens": self.tokens, "model": self.model}
+
+    @classmethod
+    def from_dict(cls, body: Any) -> _Part:
+        if not isinstance(body, dict) or not isinstance(body.get("vectors"), list):
+            raise BadRequestError("checkpoint line is not an embedding part", param="checkpoint")
+        return cls(body["vectors"], int(body.get("tokens") or 0), str(body.get("model") or ""))
+
+
 class _Run:
     """One model's parts: sent, checkpointed, reassembled."""
 
@@ -111,20 +129,18 @@ class _Run:
     async def run(self) -> EmbeddingResponse:
         call = self.call
         count = len(call.parts)
-        results: list[EmbeddingResponse | None] = [None] * count
+        results: list[_Part | None] = [None] * count
         checkpoint = None
         started = time.perf_counter()
         if self.checkpoint is not None:
             prints = [fingerprint(call.label, call.inputs[s:e]) for s, e in call.parts]
-            checkpoint = await asyncio.to_thread(
-                Checkpoint.open, self.checkpoint, prints, EmbeddingResponse.model_validate
-            )
+            checkpoint = await asyncio.to_thread(Checkpoint.open, self.checkpoint, prints, _Part.from_dict)
             for index, part in checkpoint.done.items():
                 results[index] = part
         bar = Progress(count, initial=count - results.count(None), desc="llmplex embedding") if self.progress else None
         try:
 
-            def finished(index: int, result: EmbeddingResponse | Exception) -> None:
+            def finished(index: int, result: _Part | Exception) -> None:
                 # a failure is recorded, then raised: bounded_map cancels the other parts
                 if checkpoint is not None:
                     checkpoint.record(index, result)
@@ -154,7 +170,7 @@ class _Run:
         assert self.pacer is not None
         await self.pacer.acquire(self.call.part_tokens(index) if self.pacer.limits_tokens else 0)
 
-    async def _send(self, index: int) -> EmbeddingResponse:
+    async def _send(self, index: int) -> _Part:
         call = self.call
         adapter = call.adapter
         request = call.part_request(index)
@@ -178,16 +194,12 @@ class _Run:
         if tokens is None:  # the provider reports none (Gemini): the estimate stands in
             tokens = sum(estimate_input_tokens(item) for item in request.inputs)
         named = body.get("model") if isinstance(body, dict) else None
-        model = named if isinstance(named, str) else call.model
-        try:
-            return EmbeddingResponse.build(model, vectors, tokens)
-        except ValidationError as exc:  # vectors that are not vectors
-            raise unreadable_response(exc, adapter.name, call.model) from None
+        return _Part(vectors, tokens, named if isinstance(named, str) else call.model)
 
-    def _assemble(self, parts: list[EmbeddingResponse], started: float) -> EmbeddingResponse:
+    def _assemble(self, parts: list[_Part], started: float) -> EmbeddingResponse:
         call = self.call
-        vectors = [item.embedding for part in parts for item in part.data]
-        tokens = sum(part.usage.prompt_tokens if part.usage else 0 for part in parts)
+        vectors = [vector for part in parts for vector in part.vectors]
+        tokens = sum(part.tokens for part in parts)
         response = EmbeddingResponse.build(parts[0].model or call.model, vectors, tokens)
         hidden = HiddenParams({"custom_llm_provider": call.adapter.name, "model": call.model})
         hidden["api_base"] = call.endpoint.base_url

@@ -9,6 +9,9 @@ import os
 import time
 from typing import Any, Literal
 
+import orjson
+from pydantic import field_validator
+
 from llmplex.types import OpenAIObject, Usage, _HasHiddenParams
 
 __all__ = [
@@ -25,11 +28,18 @@ def new_text_completion_id() -> str:
     return "cmpl-" + os.urandom(16).hex()
 
 
-class Embedding(OpenAIObject):
-    object: Literal["embedding"] = "embedding"
-    index: int
-    # a list of floats, or a base64 string of little-endian float32 values (encoding_format="base64")
-    embedding: list[float] | str
+class Embedding(dict[str, Any]):
+    """One ``{"object": "embedding", "index", "embedding"}`` item: a dict (as LiteLLM's items are) that also
+    reads as attributes (``item.embedding``, as the openai SDK's do). A dict, not a pydantic model, because
+    a corpus has hundreds of thousands of them and each would cost a validation."""
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
 
 
 class EmbeddingUsage(OpenAIObject):
@@ -38,16 +48,35 @@ class EmbeddingUsage(OpenAIObject):
 
 
 class EmbeddingResponse(_HasHiddenParams):
+    """``data`` holds ``Embedding`` items (a float list, or a base64 string of little-endian float32 values
+    with ``encoding_format="base64"``)."""
+
     object: Literal["list"] = "list"
-    data: list[Embedding]
+    data: list[Any]
     model: str | None = None
     usage: EmbeddingUsage | None = None
 
+    @field_validator("data")
+    @classmethod
+    def _items(cls, value: list[Any]) -> list[Any]:
+        for i, item in enumerate(value):
+            if not isinstance(item, dict) or "embedding" not in item:
+                raise ValueError(f"data[{i}] is not an embedding object")
+        return [item if isinstance(item, Embedding) else Embedding(item) for item in value]
+
     @classmethod
     def build(cls, model: str, vectors: list[Any], prompt_tokens: int) -> EmbeddingResponse:
-        data = [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)]
-        usage = {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens}
-        return cls.model_validate({"object": "list", "data": data, "model": model, "usage": usage})
+        """Without validation: the vectors come from a provider answer already checked item by item."""
+        data = [Embedding(object="embedding", index=i, embedding=v) for i, v in enumerate(vectors)]
+        usage = EmbeddingUsage(prompt_tokens=prompt_tokens, total_tokens=prompt_tokens)
+        return cls.model_construct(
+            _fields_set={"object", "data", "model", "usage"}, object="list", data=data, model=model, usage=usage
+        )
+
+    def json_bytes(self) -> bytes:
+        """Compact JSON, written straight from the items (no ``model_dump`` copy of every vector)."""
+        usage = self.usage.model_dump() if self.usage is not None else None
+        return orjson.dumps({"object": self.object, "data": self.data, "model": self.model, "usage": usage})
 
 
 class TextChoices(OpenAIObject):

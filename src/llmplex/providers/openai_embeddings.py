@@ -78,7 +78,11 @@ class OpenAIEmbeddings(EmbeddingAdapter):
         vectors: list[Any] = [None] * len(data)
         for position, item in enumerate(data):
             index = item.get("index", position) if isinstance(item, dict) else None
-            if not isinstance(index, int) or not 0 <= index < len(data) or "embedding" not in item:
+            if (
+                not isinstance(index, int)
+                or not 0 <= index < len(data)
+                or not isinstance(item.get("embedding"), (list, str))
+            ):
                 raise StreamError(f"{self.name} returned an unreadable embedding item", body=body)
             vectors[index] = item["embedding"]
         usage = body.get("usage")
