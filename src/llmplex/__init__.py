@@ -51,6 +51,7 @@ from llmplex.exceptions import (
     UnsupportedParamsError,
 )
 from llmplex.providers import register_provider, resolve_model
+from llmplex.router import Router
 from llmplex.text_completions import TextCompletionStream
 from llmplex.types import ModelResponse, ModelResponseStream, Usage
 
@@ -79,6 +80,7 @@ __all__ = [
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",
+    "Router",
     "ServiceUnavailableError",
     "StreamError",
     "SyncStream",

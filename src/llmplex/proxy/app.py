@@ -34,7 +34,7 @@ from llmplex.proxy.routes import (
     models_body,
     openapi,
 )
-from llmplex.proxy.routing import Router
+from llmplex.router import Router
 
 __all__ = ["CONFIG_ENV", "MODEL_ENV", "ProxyApp", "app_from_env", "create_app", "freeze_startup_objects"]
 
@@ -68,7 +68,11 @@ class ProxyApp:
 
 
 def create_app(config: ProxyConfig) -> ProxyApp:
-    state = ProxyState(config=config, router=Router(config), auth=Authenticator(config.master_key))
+    state = ProxyState(
+        config=config,
+        router=Router.from_settings(config.deployments, config.router, config.redis),
+        auth=Authenticator(config.master_key),
+    )
     state.models_body = models_body(config, state.created)
     state.openapi_body = orjson.dumps(openapi_document(config.model_names()))
 
