@@ -34,6 +34,7 @@ from llmplex.proxy.routes import (
     models_body,
     openapi,
 )
+from llmplex.proxy.routes_capabilities import capability_routes
 from llmplex.router import Router
 
 __all__ = ["CONFIG_ENV", "MODEL_ENV", "ProxyApp", "app_from_env", "create_app", "freeze_startup_objects"]
@@ -99,6 +100,7 @@ def create_app(config: ProxyConfig) -> ProxyApp:
         Route("/health/readiness", health_readiness, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
+        *capability_routes(),
     ]
     # x-request-id, in-flight gauge, request metrics and the access log, for every route
     observe = Middleware(ObservabilityMiddleware, metrics=state.metrics, routes=[r.path for r in routes])
