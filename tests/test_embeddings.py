@@ -259,3 +259,18 @@ def test_sync_client_and_module_functions(emulator: Any) -> None:
 async def test_module_aembedding(emulator: Any) -> None:
     response = await llmplex.aembedding(model="openai/m", input=["u"], api_base=emulator.openai_base, api_key="k")
     assert_in_order(response, ["u"])
+
+
+def test_split_fast_path_agrees_with_the_item_by_item_split() -> None:
+    texts_ = ["x" * n for n in range(0, 40, 3)] * 5
+    tokens = [[1] * n for n in range(1, 30, 4)] * 5
+    for items in (texts_, tokens):
+        for budget in (None, 10, 50, 10_000):
+            parts = split_parts(items, 2048, budget)
+            assert parts[0][0] == 0 and parts[-1][1] == len(items)
+            if budget is not None:
+                from llmplex._embedding_call import estimate_input_tokens
+
+                for start, end in parts:
+                    cost = sum(estimate_input_tokens(i) for i in items[start:end])
+                    assert cost <= budget or end - start == 1

@@ -38,6 +38,7 @@ def registry() -> dict[str, tuple[str, Runner]]:
     from bench.scenarios import (
         footprint,
         hedging,
+        proxy_endpoints,
         proxy_latency,
         proxy_scale,
         proxy_streams,
@@ -56,6 +57,7 @@ def registry() -> dict[str, tuple[str, Runner]]:
         "proxy-throughput": ("Proxy: throughput, one worker, 50 connections", proxy_throughput.run),
         "proxy-latency": ("Proxy: added latency at concurrency 1", proxy_latency.run),
         "proxy-streams": ("Proxy: time to first token and many slow streams", proxy_streams.run),
+        "proxy-endpoints": ("Proxy: /v1/embeddings and /v1/messages (issue 14)", proxy_endpoints.run),
         "proxy-scale": ("Proxy: Redis-backed rpm/tpm limits and a second worker", proxy_scale.run),
         "soak": ("Soak: RSS over 100,000 requests, mixed faulted load (llmplex only)", soak.run),
         "footprint": ("Footprint: import time, startup, memory, per-call CPU", footprint.run),

@@ -98,8 +98,11 @@ def estimate_input_tokens(item: Any) -> int:
 
 def split_parts(inputs: list[Any], max_inputs: int, max_tokens: int | None) -> list[tuple[int, int]]:
     """Consecutive ranges of at most ``max_inputs`` items and (estimated) ``max_tokens`` tokens each."""
+    count = len(inputs)
+    if count <= max_inputs and (max_tokens is None or _tokens_bound(inputs) <= max_tokens):
+        return [(0, count)]  # the common case: one request
     if max_tokens is None:
-        return [(start, min(start + max_inputs, len(inputs))) for start in range(0, len(inputs), max_inputs)]
+        return [(start, min(start + max_inputs, count)) for start in range(0, count, max_inputs)]
     parts: list[tuple[int, int]] = []
     start, tokens = 0, 0
     for index, item in enumerate(inputs):
@@ -110,6 +113,12 @@ def split_parts(inputs: list[Any], max_inputs: int, max_tokens: int | None) -> l
         tokens += cost
     parts.append((start, len(inputs)))
     return parts
+
+
+def _tokens_bound(inputs: list[Any]) -> int:
+    """At least the sum of ``estimate_input_tokens`` over ``inputs``, computed without a call per item."""
+    total = sum(map(len, inputs))
+    return total if inputs and isinstance(inputs[0], list) else total // _CHARS_PER_TOKEN + len(inputs)
 
 
 def floats_to_base64(vector: list[float]) -> str:

@@ -129,6 +129,9 @@ class _Run:
     async def run(self) -> EmbeddingResponse:
         call = self.call
         count = len(call.parts)
+        if count == 1 and self.checkpoint is None and not self.progress and self.pacer is None:
+            started = time.perf_counter()  # one request: no worker pool, no bookkeeping
+            return self._assemble([await self._send(0)], started)
         results: list[_Part | None] = [None] * count
         checkpoint = None
         started = time.perf_counter()

@@ -34,7 +34,7 @@ from llmplex.proxy.routes import (
     models_body,
     openapi,
 )
-from llmplex.proxy.routes_capabilities import capability_routes
+from llmplex.proxy.routes_capabilities import CAPABILITY_HANDLERS, capability_routes
 from llmplex.router import Router
 
 __all__ = ["CONFIG_ENV", "MODEL_ENV", "ProxyApp", "app_from_env", "create_app", "freeze_startup_objects"]
@@ -61,10 +61,13 @@ class ProxyApp:
         self.state = app.state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in _CHAT_PATHS:
-            scope["app"] = self.app  # what Request.app resolves to
-            await self.observe.serve(scope, receive, send, chat_completions)
-            return
+        if scope["type"] == "http" and scope["method"] == "POST":
+            path = scope["path"]
+            handler = chat_completions if path in _CHAT_PATHS else CAPABILITY_HANDLERS.get(path)
+            if handler is not None:
+                scope["app"] = self.app  # what Request.app resolves to
+                await self.observe.serve(scope, receive, send, handler)
+                return
         await self.app(scope, receive, send)
 
 

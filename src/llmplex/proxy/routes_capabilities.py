@@ -1,4 +1,8 @@
-"""The routes of the endpoints beyond chat, for ``create_app`` to mount (one list, one import)."""
+"""The routes of the endpoints beyond chat, for ``create_app`` to mount (one list, one import).
+
+``CAPABILITY_HANDLERS``: the fixed paths, which ``ProxyApp`` serves without Starlette's router and middleware
+stack (as it serves chat); the Azure-style paths with a ``{model}`` in them take the Starlette route.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from llmplex.proxy.routes_completions import AZURE_COMPLETIONS_PATH, completions
 from llmplex.proxy.routes_embeddings import AZURE_EMBEDDINGS_PATH, embeddings
 from llmplex.proxy.routes_messages import count_tokens_endpoint, messages_endpoint
 
-__all__ = ["capability_routes"]
+__all__ = ["CAPABILITY_HANDLERS", "capability_routes"]
 
 
 def capability_routes() -> list[Route]:
@@ -22,3 +26,6 @@ def capability_routes() -> list[Route]:
         Route("/v1/messages", messages_endpoint, methods=["POST"]),
         Route("/v1/messages/count_tokens", count_tokens_endpoint, methods=["POST"]),
     ]
+
+
+CAPABILITY_HANDLERS = {route.path: route.endpoint for route in capability_routes() if "{" not in route.path}
