@@ -231,6 +231,7 @@ async def _native_chunks(
                 raise StreamError(f"{adapter.name} ended the stream without [DONE]", provider=adapter.name)
             for event in decoder.feed(data):
                 if event.data.startswith("[DONE]"):
+                    raw.release_if_received()  # the body is complete: the connection goes back to the pool
                     return
                 chunk = adapter.parse_event(event)
                 if chunk is not None:
