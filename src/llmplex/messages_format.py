@@ -94,10 +94,29 @@ def validate_messages_request(body: Any, *, count_tokens: bool = False) -> dict[
         content = message.get("content")
         if not isinstance(content, (str, list)):
             raise MessagesFormatError(f"messages.{i}.content: Input should be a string or a list", "messages")
-    stream = body.get("stream")
-    if stream is not None and not isinstance(stream, bool):
-        raise MessagesFormatError("stream: Input should be a valid boolean", "stream")
+    _check_optional_fields(body)
     return body
+
+
+# optional top-level fields and the JSON types Anthropic accepts for them
+_FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
+    "stream": bool,
+    "tools": list,
+    "system": (str, list),
+    "metadata": dict,
+    "tool_choice": dict,
+    "thinking": dict,
+}
+
+
+def _check_optional_fields(body: dict[str, Any]) -> None:
+    for name, allowed in _FIELD_TYPES.items():
+        value = body.get(name)
+        if value is not None and not isinstance(value, allowed):
+            raise MessagesFormatError(f"{name}: Input has the wrong type", name)
+    stops = body.get("stop_sequences")
+    if stops is not None and (not isinstance(stops, list) or not all(isinstance(s, str) for s in stops)):
+        raise MessagesFormatError("stop_sequences: Input should be a list of strings", "stop_sequences")
 
 
 def to_openai_request(body: dict[str, Any]) -> dict[str, Any]:

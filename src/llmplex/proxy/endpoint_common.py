@@ -11,7 +11,7 @@ from starlette.requests import Request
 
 from llmplex.client import AsyncClient
 from llmplex.proxy.errors import ProxyError
-from llmplex.proxy.params import MAX_MODELS
+from llmplex.proxy.params import MAX_MODELS, check_depth
 from llmplex.proxy.request import FORBIDDEN_FIELDS, read_body
 from llmplex.proxy.routes import ProxyState, state_of
 from llmplex.router.deployments import Deployment
@@ -44,6 +44,7 @@ async def json_body(request: Request) -> tuple[ProxyState, AsyncClient, dict[str
         raise ProxyError(400, f"Invalid JSON in request body: {exc}") from None
     if not isinstance(body, dict):
         raise ProxyError(400, "Request body must be a JSON object")
+    check_depth(body)  # deeper than orjson writes: it could not be forwarded
     client = state.client
     if client is None:
         raise ProxyError(503, "the proxy is starting or stopping", type="service_unavailable")
