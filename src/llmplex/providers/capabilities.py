@@ -1,8 +1,8 @@
-"""Which provider serves which capability beyond chat, and through which adapter (one table each).
+"""Which provider serves which capability beyond chat, and through which adapter.
 
-``embedding_adapter("cohere")`` -> the Cohere embedding adapter; a provider absent from a table does not
-serve that capability (``UnsupportedParamsError`` names the ones that do). ``serves_text_completions(key)``:
-the providers with a native ``/completions`` endpoint (the rest go through chat).
+``embedding_adapter("cohere")`` -> the Cohere embedding adapter; a provider absent from the table does not
+serve embeddings (``UnsupportedParamsError`` names the ones that do). Text completions need no table: the
+OpenAI wire format is the only native one (``openai_text``), the routing rule is ``text_completions``'.
 """
 
 from __future__ import annotations
@@ -13,12 +13,7 @@ from llmplex.exceptions import UnsupportedParamsError
 from llmplex.providers import get_adapter
 from llmplex.providers.embedding_base import EmbeddingAdapter
 
-__all__ = ["TEXT_COMPLETION_PROVIDERS", "embedding_adapter", "embedding_providers", "serves_text_completions"]
-
-# the OpenAI-compatible services with the legacy /completions endpoint
-TEXT_COMPLETION_PROVIDERS = frozenset(
-    {"openai", "azure", "together_ai", "fireworks_ai", "hosted_vllm", "lm_studio", "ollama", "openrouter"}
-)
+__all__ = ["embedding_adapter", "embedding_providers"]
 
 _adapters: dict[str, EmbeddingAdapter] = {}
 _lock = threading.Lock()
@@ -63,7 +58,3 @@ def _build(provider: str) -> EmbeddingAdapter:
             provider=provider,
         )
     return (AzureEmbeddings if provider == "azure" else OpenAIEmbeddings)(chat, row)
-
-
-def serves_text_completions(provider: str) -> bool:
-    return provider in TEXT_COMPLETION_PROVIDERS
