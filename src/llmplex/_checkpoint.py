@@ -34,8 +34,8 @@ def fingerprint(model: str, messages: Any) -> str:
 class Checkpoint:
     """An open checkpoint file: ``done`` holds the responses already recorded.
 
-    Items are ``ModelResponse``s unless ``open`` is given another ``parse`` (any pydantic model's
-    ``model_validate``: embedding parts are ``EmbeddingResponse``s).
+    Items are ``ModelResponse``s unless ``open`` is given another ``parse`` (the embedding runner's parts:
+    any object with ``model_dump()``, rebuilt from that dict by ``parse``).
     """
 
     def __init__(self, path: str, fd: int, done: dict[int, Any], fingerprints: Sequence[str]) -> None:
@@ -68,7 +68,7 @@ class Checkpoint:
         return cls(name, fd, done, fingerprints)
 
     def record(self, index: int, result: Any) -> None:
-        """``result``: a pydantic response, or the exception the item failed with."""
+        """``result``: an item (``model_dump()`` gives its line), or the exception the item failed with."""
         entry: dict[str, Any] = {"i": index, "h": self._fingerprints[index]}
         if isinstance(result, BaseException):
             entry["error"] = _error_dict(result)
