@@ -21,7 +21,6 @@ from llmplex._transport import RawStream
 from llmplex.exceptions import StreamError
 from llmplex.messages_format import estimate_input_tokens, openai_to_anthropic_response, to_openai_request
 from llmplex.messages_stream import AnthropicStreamTranslator, encode_event
-from llmplex.providers.anthropic import API_VERSION, AnthropicAdapter
 from llmplex.providers.base import HTTPRequest
 from llmplex.relayed import RelayedChunk
 from llmplex.types import ModelResponse
@@ -94,7 +93,7 @@ async def messages(
 ) -> MessagesAnswer:
     """Answer a validated Messages ``body`` with ``model`` (``settings``: credentials and call settings)."""
     call = _resolve(client, model, settings)
-    if isinstance(call.adapter, AnthropicAdapter):
+    if call.adapter.name == "anthropic":
         return await _relay(client, call, body, headers or {}, "/messages")
     return await _translated(client, model, body, settings)
 
@@ -109,7 +108,7 @@ async def count_tokens(
 ) -> bytes:
     """``{"input_tokens": n}``: Anthropic's own count for its models, an estimate for the others."""
     call = _resolve(client, model, settings)
-    if isinstance(call.adapter, AnthropicAdapter):
+    if call.adapter.name == "anthropic":
         answer = await _relay(client, call, body, headers or {}, "/messages/count_tokens")
         assert answer.body is not None
         return answer.body
@@ -124,6 +123,9 @@ def _resolve(client: AsyncClient, model: str, settings: Mapping[str, Any]) -> Re
 async def _relay(
     client: AsyncClient, call: ResolvedCall, body: dict[str, Any], headers: Mapping[str, str], path: str
 ) -> MessagesAnswer:
+    # imported here: the adapter's modules load when the first Anthropic call is resolved, not with the proxy
+    from llmplex.providers.anthropic import API_VERSION, AnthropicAdapter
+
     adapter = call.adapter
     assert isinstance(adapter, AnthropicAdapter) and call.endpoint is not None
     endpoint = call.endpoint
