@@ -115,6 +115,19 @@ class Side:
     def race(self, cmd: dict[str, Any]) -> dict[str, Any]:
         raise NotImplementedError(f"{type(self).__name__} has no race")
 
+    def embed(self, cmd: dict[str, Any]) -> dict[str, Any]:
+        """Embed ``n`` short texts; the answer must hold ``n`` vectors in input order."""
+        texts = [f"document {i} of the bench corpus" for i in range(cmd["n"])]
+        cpu0, _ = rusage()
+        t0 = time.perf_counter()
+        vectors = self.run(self.do_embed(cmd, texts))
+        wall = time.perf_counter() - t0
+        cpu1, peak = rusage()
+        return {"wall_s": wall, "n": cmd["n"], "vectors": len(vectors), "cpu_s": cpu1 - cpu0, "peak_rss_mb": peak}
+
+    async def do_embed(self, cmd: dict[str, Any], texts: list[str]) -> list[Any]:
+        raise NotImplementedError(f"{type(self).__name__} has no embeddings")
+
     def hedge(self, cmd: dict[str, Any]) -> dict[str, Any]:
         raise NotImplementedError(f"{type(self).__name__} has no hedging")
 
@@ -166,6 +179,26 @@ class AiohttpSide(Side):
         self.ensure_session(100)
         return await self.post(cmd, model, msgs)
 
+    async def do_embed(self, cmd: dict[str, Any], texts: list[str]) -> list[Any]:
+        """The same splits the SDK makes (``split`` inputs per request), sent concurrently, put back in order."""
+        self.ensure_session(cmd["concurrency"])
+        split = cmd["split"]
+        headers = {"Authorization": f"Bearer {cmd['api_key']}"}
+        model = cmd["model"].split("/", 1)[1]
+
+        async def part(i: int) -> list[Any]:
+            body = {"model": model, "input": texts[i * split : (i + 1) * split]}
+            async with self.session.post(cmd["api_base"] + "/embeddings", json=body, headers=headers) as resp:
+                resp.raise_for_status()
+                data = (await resp.json())["data"]
+            return [item["embedding"] for item in sorted(data, key=lambda item: item["index"])]
+
+        parts = await bounded_gather(-(-len(texts) // split), cmd["concurrency"], part)
+        for result in parts:
+            if isinstance(result, BaseException):
+                raise result
+        return [vector for result in parts for vector in result]
+
 
 class LlmplexSide(Side):
     def __init__(self) -> None:
@@ -189,6 +222,12 @@ class LlmplexSide(Side):
 
     async def one_call(self, cmd: dict[str, Any], model: str, msgs: list[dict[str, str]]) -> Any:
         return await self.llmplex.acompletion(model, msgs, api_base=cmd["api_base"], api_key=cmd["api_key"])
+
+    async def do_embed(self, cmd: dict[str, Any], texts: list[str]) -> list[Any]:
+        response = await self.llmplex.aembedding(
+            cmd["model"], texts, max_concurrency=cmd["concurrency"], api_base=cmd["api_base"], api_key=cmd["api_key"]
+        )
+        return list(response.data)
 
     def race(self, cmd: dict[str, Any]) -> dict[str, Any]:
         msgs = [{"role": "user", "content": "race"}]

@@ -184,6 +184,8 @@ def _group(state: ProxyState, name: str) -> str:
             f"Invalid model name passed in model={name}. Available models: {available}",
             param="model",
         )
+    if (wrong := state.router.chat_problem(group)) is not None:
+        raise ProxyError(400, wrong, param="model")
     return group
 
 

@@ -30,6 +30,7 @@ from llmplex.router.fallbacks import backoff, counts_toward_cooldown, no_deploym
 from llmplex.router.settings import RedisSettings, RouterSettings
 from llmplex.router.state import RouterState, make_state
 from llmplex.router.strategies import choose
+from llmplex.router.support import not_chat_message
 from llmplex.router.wildcard_groups import WildcardGroups
 from llmplex.types import ModelResponse
 
@@ -110,6 +111,13 @@ class RoutingCore:
             self.group_for(group)
             members = self._groups[group]
         return members
+
+    def chat_problem(self, group: str) -> str | None:
+        """Why chat completions are refused for ``group`` (every deployment an embedding or completion model)."""
+        members = self._groups.get(group)
+        if not members or any(d.mode == "chat" for d in members):
+            return None
+        return not_chat_message(members[0].mode, group)
 
     def unsupported(self, name: str) -> str | None:
         """What llmplex does not support about group ``name`` when all its deployments are disabled, else None."""

@@ -23,10 +23,12 @@ from llmplex.client import AsyncClient
 from llmplex.config import ClientConfig
 from llmplex.config_checks import Checker
 from llmplex.config_source import SourceDoc
+from llmplex.endpoint_types import EmbeddingResponse, TextCompletionResponse
 from llmplex.exceptions import BadRequestError, ConfigError, LLMplexError
 from llmplex.relayed import RelayedResponse
 from llmplex.router.core import RoutingCore
 from llmplex.router.deployments import Deployment, parse_model_list
+from llmplex.router.operations import route_operation
 from llmplex.router.settings import (
     ROUTING_STRATEGIES,
     RedisSettings,
@@ -37,6 +39,7 @@ from llmplex.router.settings import (
 )
 from llmplex.router.state import RouterState
 from llmplex.router.support import unsupported_message
+from llmplex.text_completions import TextCompletionStream
 from llmplex.types import ModelResponse
 
 __all__ = ["Router"]
@@ -159,6 +162,8 @@ class Router(RoutingCore):
         group = self.group_for(model)
         if group is None:
             raise self._unknown_group(model)
+        if (wrong := self.chat_problem(group)) is not None:
+            raise BadRequestError(wrong, param="model")
         client = self._client
         if client is None or self._loop is not asyncio.get_running_loop():
             client = await self._open()
@@ -178,6 +183,59 @@ class Router(RoutingCore):
         runner = background_loop()
         result = runner.run(self.acompletion(model, messages, stream, **kwargs))
         return SyncStream(runner, result) if isinstance(result, CompletionStream) else result
+
+    # --- endpoints beyond chat (routed by operations.route_operation: same picks, retries, fallbacks) ---
+
+    async def aembedding(self, model: str, input: Any, **kwargs: Any) -> EmbeddingResponse:
+        """Embeddings routed in the ``model`` group (LiteLLM's ``Router.aembedding``); long inputs are split."""
+        group, client = await self._group_client(model)
+        options = {**self._defaults, **kwargs}
+
+        async def send(deployment: Deployment) -> EmbeddingResponse:
+            result = await client.embedding(deployment.model, input, **{**deployment.params, **options})
+            assert isinstance(result, EmbeddingResponse)
+            return result
+
+        result, _ = await route_operation(self, group, send, stats=_embedding_stats)
+        return result
+
+    def embedding(self, model: str, input: Any, **kwargs: Any) -> EmbeddingResponse:
+        """``aembedding``, blocking, on the SDK's background loop."""
+        from llmplex._api import background_loop
+
+        return background_loop().run(self.aembedding(model, input, **kwargs))
+
+    async def atext_completion(
+        self, model: str, prompt: Any, **kwargs: Any
+    ) -> TextCompletionResponse | TextCompletionStream:
+        """A legacy text completion routed in the ``model`` group (LiteLLM's ``Router.atext_completion``)."""
+        group, client = await self._group_client(model)
+        options = {**self._defaults, **kwargs}
+
+        async def send(deployment: Deployment) -> TextCompletionResponse | TextCompletionStream:
+            result = await client.text_completion(prompt, deployment.model, **{**deployment.params, **options})
+            assert isinstance(result, (TextCompletionResponse, TextCompletionStream))
+            return result
+
+        result, _ = await route_operation(self, group, send, stats=_text_stats)
+        return result
+
+    def text_completion(self, model: str, prompt: Any, **kwargs: Any) -> TextCompletionResponse | SyncStream:
+        """``atext_completion``, blocking (``stream=True`` -> a ``SyncStream`` of chunks)."""
+        from llmplex._api import background_loop
+
+        runner = background_loop()
+        result = runner.run(self.atext_completion(model, prompt, **kwargs))
+        return SyncStream(runner, result) if isinstance(result, TextCompletionStream) else result
+
+    async def _group_client(self, model: str) -> tuple[str, AsyncClient]:
+        group = self.group_for(model)
+        if group is None:
+            raise self._unknown_group(model)
+        client = self._client
+        if client is None or self._loop is not asyncio.get_running_loop():
+            client = await self._open()
+        return group, client
 
     async def aclose(self) -> None:
         """Close the shared state's connections and the Router's own client (never a client passed in)."""
@@ -295,3 +353,13 @@ def _settings(
     elif args["redis_port"] is not None or args["redis_password"] is not None:
         raise ConfigError(f"{_SOURCE}: redis_port / redis_password need redis_host or redis_url")
     return settings, redis, defaults
+
+
+def _embedding_stats(result: EmbeddingResponse) -> tuple[int, bool]:
+    return (result.usage.prompt_tokens if result.usage else 0), True
+
+
+def _text_stats(result: TextCompletionResponse | TextCompletionStream) -> tuple[int, bool]:
+    if isinstance(result, TextCompletionStream):
+        return 0, False
+    return (result.usage.total_tokens if result.usage else 0), True
