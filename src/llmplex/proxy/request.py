@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 
+from llmplex._controls import Controls
 from llmplex._deadline import Deadlines
 from llmplex.proxy.disconnect import ClientDisconnected
 from llmplex.proxy.errors import ProxyError
@@ -32,13 +33,13 @@ FORBIDDEN_FIELDS = (
     "extra_headers",
     "headers",
     # SDK call settings that would let a client change how the proxy behaves
-    "mock_response",
     "mock_delay",
     "stream_first_token_timeout",
     "stream_idle_timeout",
 )
-# retries are the router's business (router_settings.num_retries)
-_DROPPED_FIELDS = ("num_retries", "max_retries", "litellm_logging_obj", "user_config")
+# LiteLLM-internal fields a client may echo back; never forwarded. (num_retries, fallbacks, mock_testing_*,
+# priority: the router's per-request controls, see llmplex._controls)
+_DROPPED_FIELDS = ("litellm_logging_obj", "user_config")
 
 
 @dataclass(slots=True)
@@ -50,6 +51,8 @@ class ChatCall:
     fastest: bool
     hedge_delay: Hedge  # seconds, "auto" (from the first model's latencies) or None (no hedging)
     hedge_quantile: float | None = None  # with "auto"; None = the default (p90)
+    controls: Controls | None = None  # LiteLLM's per-request controls, out of ``options`` (routes.py)
+    call_id: bytes | None = None  # the client's x-litellm-call-id
 
 
 async def read_body(request: Request, limit: int, timeout: float | None, deadlines: Deadlines) -> bytes:
@@ -134,6 +137,7 @@ def parse_chat(body: bytes, default_model: str | None) -> ChatCall:
     if stream is not None and not isinstance(stream, bool):
         raise ProxyError(400, "'stream' must be true or false", param="stream")
     check_params(data)
+    _check_mocks(data)
     return ChatCall(
         labels=labels,
         messages=messages,
@@ -143,6 +147,16 @@ def parse_chat(body: bytes, default_model: str | None) -> ChatCall:
         hedge_delay=hedge,
         hedge_quantile=quantile,
     )
+
+
+def _check_mocks(data: dict[str, Any]) -> None:
+    """LiteLLM's mock fields through the proxy: a text answer (no upstream call) or a mock timeout."""
+    mock = data.get("mock_response")
+    if mock is not None and not isinstance(mock, str):
+        raise ProxyError(400, "'mock_response' must be a string", param="mock_response")
+    timeout = data.get("mock_timeout")
+    if timeout is not None and not isinstance(timeout, bool):
+        raise ProxyError(400, "'mock_timeout' must be true or false", param="mock_timeout")
 
 
 def _model_names(model: Any) -> list[str]:

@@ -15,19 +15,28 @@ from starlette.types import Receive, Scope, Send
 
 from llmplex import AsyncClient, CompletionStream
 from llmplex._concurrency import RaceOutcome
+from llmplex._controls import Controls
 from llmplex._deadline import Deadlines
 from llmplex._latency import DEFAULT_QUANTILE
-from llmplex.exceptions import AllModelsFailedError, APIError
+from llmplex.exceptions import AllModelsFailedError, APIError, BadRequestError
 from llmplex.proxy.access_log import RequestRecord, record_of
 from llmplex.proxy.auth import Authenticator
 from llmplex.proxy.config import ProxyConfig
 from llmplex.proxy.disconnect import ClientDisconnected, until_disconnect
 from llmplex.proxy.errors import ProxyError, error_response, slot_error
+from llmplex.proxy.litellm_headers import (
+    attempt_headers,
+    call_id_header,
+    deployment_headers,
+    effective_timeout,
+    public_base,
+    read_request_headers,
+)
 from llmplex.proxy.metrics import ProxyMetrics
-from llmplex.proxy.multi import gather_all, race
 from llmplex.proxy.request import ChatCall, parse_chat, read_body
 from llmplex.proxy.streaming import EventStreamResponse
 from llmplex.router import Routed, Router
+from llmplex.router.racing import gather_all, position_labels, race
 
 __all__ = ["ProxyState", "chat_completions", "health_liveliness", "health_readiness", "list_models"]
 
@@ -62,8 +71,15 @@ async def chat_completions(request: Request) -> Response | JSONBytesResponse | E
         config = state.config
         body = await read_body(request, config.max_request_body_bytes, config.request_body_timeout, state.deadlines)
         call = parse_chat(body, state.config.default_model)
+        sent = read_request_headers(request.scope["headers"])
+        if sent is not None:
+            sent.apply(call.options)
+            call.call_id = sent.call_id
         labels = call.labels
         groups = [_group(state, name) for name in call.labels]
+        if len(groups) > 1:
+            labels = call.labels = position_labels(call.labels)  # a model given twice: two attempts
+        call.controls, call.options = _controls(state.router, call.options)
         if record is not None:
             record.models, record.stream = call.labels, call.stream
             record.model = call.labels[0] if len(groups) == 1 else "multi"
@@ -90,8 +106,8 @@ async def _answer(
     record: RequestRecord | None,
 ) -> Response | JSONBytesResponse | EventStreamResponse:
     if len(groups) == 1:
-        routed = await state.router.route(client, groups[0], call.messages, call.options)
-        return _single(routed, call.labels[0], record=record)
+        routed = await state.router.route(client, groups[0], call.messages, call.options, controls=call.controls)
+        return _single(routed, call.labels[0], _litellm(state, client, call, routed), record=record)
     if call.fastest:
         return await _fastest(state, client, call, groups, started, record)
     if call.stream:
@@ -132,15 +148,46 @@ def _group(state: ProxyState, name: str) -> str:
     return group
 
 
+def _controls(router: Router, options: dict[str, Any]) -> tuple[Controls | None, dict[str, Any]]:
+    try:
+        return router.split_controls(options)
+    except BadRequestError as exc:  # a malformed control field: the client's 400, naming the field
+        raise ProxyError(400, exc.message, param=exc.param) from None
+
+
+def _litellm(state: ProxyState, client: AsyncClient, call: ChatCall, routed: Routed) -> list[tuple[bytes, bytes]]:
+    """LiteLLM's per-request response headers (see ``litellm_headers``)."""
+    controls = call.controls
+    retries = controls.num_retries if controls is not None and controls.num_retries is not None else None
+    max_retries = state.router.settings.num_retries if retries is None else retries
+    timeout = effective_timeout(call.options, routed.deployment, client.config.timeout)
+    headers = [*attempt_headers(routed.retries, routed.fallbacks, max_retries, timeout), call_id_header(call.call_id)]
+    result = routed.result
+    if not isinstance(result, CompletionStream):
+        cost = result.hidden_params.get("response_cost")
+        if cost is not None:
+            headers.append((b"x-litellm-response-cost", repr(float(cost)).encode()))
+    return headers
+
+
 def _single(
-    routed: Routed, label: str, extra: Mapping[str, str] | None = None, record: RequestRecord | None = None
+    routed: Routed,
+    label: str,
+    litellm: list[tuple[bytes, bytes]],
+    extra: Mapping[str, str] | None = None,
+    record: RequestRecord | None = None,
 ) -> JSONBytesResponse | EventStreamResponse:
     result = routed.result
     deployment = routed.deployment
     if record is not None:
         record.winner, record.deployment = label, deployment.model_id
     api_base = result.hidden_params.get("api_base") or deployment.api_base
-    headers = list(_route_headers(label, deployment.model_id, str(api_base) if api_base else None))
+    base = str(api_base) if api_base else None
+    headers = [
+        *_route_headers(label, deployment.model_id, base),
+        *deployment_headers(deployment.model_id, base, deployment.model_name),
+        *litellm,
+    ]
     if extra:
         headers += [(name.encode("latin-1"), _header_value(value).encode("latin-1")) for name, value in extra.items()]
     if isinstance(result, CompletionStream):
@@ -171,7 +218,7 @@ def _route_headers(label: str, model_id: str, api_base: str | None) -> tuple[tup
     """Which model and deployment answered, as raw header pairs (computed once per combination)."""
     headers = [(b"x-llmplex-model", _header_value(label)), (b"x-llmplex-model-id", _header_value(model_id))]
     if api_base:
-        headers.append((b"x-llmplex-api-base", _header_value(api_base.split("?", 1)[0])))
+        headers.append((b"x-llmplex-api-base", _header_value(public_base(api_base))))
     return tuple((name, value.encode("latin-1")) for name, value in headers)
 
 
@@ -192,7 +239,9 @@ async def _fastest(
     hedge = call.hedge_delay
     if hedge == "auto":
         hedge, _ = state.router.hedge_delay(groups[0], call.hedge_quantile or DEFAULT_QUANTILE)
-    outcome = await race(state.router, client, call.labels, groups, call.messages, options, hedge_delay=hedge)
+    outcome = await race(
+        state.router, client, call.labels, groups, call.messages, options, hedge_delay=hedge, controls=call.controls
+    )
     if record is not None:
         _record_race(record, outcome, hedge is not None)
     winner = outcome.value
@@ -205,7 +254,7 @@ async def _fastest(
         cost = winner.result.hidden_params.get("response_cost")
         if cost is not None:
             extra["x-llmplex-response-cost"] = repr(float(cost))
-    return _single(winner, outcome.winner, extra, record)
+    return _single(winner, outcome.winner, _litellm(state, client, call, winner), extra, record)
 
 
 def _record_race(record: RequestRecord, outcome: RaceOutcome[Routed], hedged: bool) -> None:
@@ -222,7 +271,7 @@ def _record_race(record: RequestRecord, outcome: RaceOutcome[Routed], hedged: bo
 async def _all(
     state: ProxyState, client: AsyncClient, call: ChatCall, groups: list[str], record: RequestRecord | None
 ) -> Response:
-    results = await gather_all(state.router, client, groups, call.messages, call.options)
+    results = await gather_all(state.router, client, groups, call.messages, call.options, call.controls)
     if all(isinstance(r, BaseException) for r in results):
         errors = [r for r in results if isinstance(r, Exception)]
         if len(errors) == len(results):

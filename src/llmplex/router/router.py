@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType, TracebackType
 from typing import Any
 
+from llmplex._controls import ROUTER_CONTROLS, Controls, check_targets, split_controls
 from llmplex._streaming import CompletionStream
 from llmplex._sync import SyncStream
 from llmplex.client import AsyncClient
@@ -152,11 +153,25 @@ class Router(RoutingCore):
         if client is None or self._loop is not asyncio.get_running_loop():
             client = await self._open()
         options = {**self._defaults, **kwargs, "stream": stream} if self._defaults else {**kwargs, "stream": stream}
-        routed = await self.route(client, group, messages, options)
+        controls, options = self.split_controls(options)
+        routed = await self.route(client, group, messages, options, controls=controls)
         result = routed.result
         if isinstance(result, RelayedResponse):
             return result.response()
         return result
+
+    def split_controls(self, options: dict[str, Any]) -> tuple[Controls | None, dict[str, Any]]:
+        """LiteLLM's per-request controls out of ``options`` (see ``llmplex._controls``), their groups checked.
+
+        Unknown fallback groups, a non-integer ``priority`` and the like are a ``BadRequestError`` naming
+        the field. ``options`` comes back as is when it holds no control (the common case).
+        """
+        if ROUTER_CONTROLS.isdisjoint(options):
+            return None, options
+        controls, rest = split_controls(options, ROUTER_CONTROLS)
+        if controls is not None and controls.specs:
+            check_targets(controls.specs.items(), lambda name: self.group_for(name) is not None)
+        return controls, rest
 
     def completion(
         self, model: str, messages: list[dict[str, Any]], stream: bool = False, **kwargs: Any
