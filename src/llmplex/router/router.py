@@ -26,7 +26,7 @@ from llmplex.config_checks import Checker
 from llmplex.config_source import SourceDoc
 from llmplex.exceptions import BadRequestError, ConfigError, LLMplexError
 from llmplex.relayed import RelayedResponse
-from llmplex.router.core import RoutingCore
+from llmplex.router.batch_methods import BatchMethods
 from llmplex.router.deployments import Deployment, parse_model_list
 from llmplex.router.settings import ROUTING_STRATEGIES, RedisSettings, RouterSettings, parse_aliases, parse_fallbacks
 from llmplex.router.state import RouterState
@@ -40,7 +40,7 @@ _SOURCE = "Router"  # how ConfigError messages name the place: "Router: model_li
 _DEFAULT_TIMEOUT = 600.0  # seconds, when neither the Router nor the deployment sets one (as the proxy)
 
 
-class Router(RoutingCore):
+class Router(BatchMethods):
     """LiteLLM's ``Router``: load balancing, retries, cooldowns, rpm/tpm limits and fallbacks over a model_list.
 
     Arguments are LiteLLM's (defaults too: ``num_retries=2``, ``allowed_fails=3``, ``cooldown_time=5``).
@@ -213,6 +213,13 @@ class Router(RoutingCore):
         return f"Router(models={self.get_model_names()!r}, routing_strategy={self.settings.routing_strategy!r})"
 
     # --- internals ---------------------------------------------------------------------------------
+
+    async def _client_for_loop(self) -> AsyncClient:
+        """The client to send with in the running loop (the first use there starts the state and the client)."""
+        client = self._client
+        if client is None or self._loop is not asyncio.get_running_loop():
+            client = await self._open()
+        return client
 
     async def _open(self) -> AsyncClient:
         """First use in this loop: start the state (Redis connects here) and make the client if it is ours."""
