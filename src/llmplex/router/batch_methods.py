@@ -154,13 +154,15 @@ class BatchMethods(RoutingCore):
         if not isinstance(names, Sequence) or not names or not all(isinstance(n, str) and n for n in names):
             raise BadRequestError(f"{param} must name at least one model group", param=param)
         for name in names:
-            self._checked_group(name)
+            self._checked_group(name, param)
         return list(names)
 
-    def _checked_group(self, name: str) -> str:
+    def _checked_group(self, name: str, param: str = "model") -> str:
         group = self.group_for(name)
         if group is None:
-            raise self._unknown_group(name)
+            error = self._unknown_group(name)
+            error.param = param
+            raise error
         return group
 
 
