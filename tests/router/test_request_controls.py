@@ -105,7 +105,7 @@ async def test_mock_testing_rate_limit_error_is_a_429(router: Router) -> None:
 
 async def test_per_request_num_retries(router: Router, emulator: EmulatorServer) -> None:
     await emulator.areset()
-    with pytest.raises(Exception):  # noqa: B017,PT011 - the router's num_retries=0: the first 503 is final
+    with pytest.raises(Exception):  # noqa: B017 - the router's num_retries=0: the first 503 is final
         await router.acompletion("flaky", MESSAGES)
     await emulator.areset()
     response = await router.acompletion("flaky", MESSAGES, num_retries=1)

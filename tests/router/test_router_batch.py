@@ -1,5 +1,6 @@
-"""``Router``'s batch methods against the emulator: both ``abatch_completion`` shapes, many prompts with the SDK
-batch options, the fastest-response race (losers disconnected, hedging, streams, a group given twice), blocking twins."""
+"""``Router``'s batch methods against the emulator: both ``abatch_completion`` shapes, many prompts with the
+SDK batch options, the fastest-response race (losers disconnected, hedging, streams, a group given twice),
+blocking twins."""
 
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ from llmplex.proxy.disconnect import ClientDisconnected
 from llmplex.proxy.errors import ProxyError
 from llmplex.proxy.params import MAX_MODELS, Hedge, check_hedge, check_messages, check_params
 
-__all__ = ["ChatCall", "parse_chat", "read_body"]
+__all__ = ["ChatCall", "check_fallback_overrides", "parse_chat", "read_body"]
 
 # fields only the proxy reads; never forwarded upstream
 CONTROL_FIELDS = ("fastest_response", "hedge_delay", "hedge_quantile")
@@ -147,6 +147,15 @@ def parse_chat(body: bytes, default_model: str | None) -> ChatCall:
         hedge_delay=hedge,
         hedge_quantile=quantile,
     )
+
+
+def check_fallback_overrides(controls: Controls) -> None:
+    """A fallback ``{"model": ..., ...}`` may change the request, never the proxy's credentials or endpoints."""
+    for key, spec in controls.specs.items():
+        for target in spec.for_any or ():
+            for name in target.overrides:
+                if name in FORBIDDEN_FIELDS or name in CONTROL_FIELDS or name == "stream":
+                    raise ProxyError(400, f"'{key}[].{name}' cannot be set through the proxy", param=key)
 
 
 def _check_mocks(data: dict[str, Any]) -> None:

@@ -33,7 +33,7 @@ from llmplex.proxy.litellm_headers import (
     read_request_headers,
 )
 from llmplex.proxy.metrics import ProxyMetrics
-from llmplex.proxy.request import ChatCall, parse_chat, read_body
+from llmplex.proxy.request import ChatCall, check_fallback_overrides, parse_chat, read_body
 from llmplex.proxy.streaming import EventStreamResponse
 from llmplex.router import Routed, Router
 from llmplex.router.racing import gather_all, position_labels, race
@@ -150,9 +150,12 @@ def _group(state: ProxyState, name: str) -> str:
 
 def _controls(router: Router, options: dict[str, Any]) -> tuple[Controls | None, dict[str, Any]]:
     try:
-        return router.split_controls(options)
+        controls, rest = router.split_controls(options)
     except BadRequestError as exc:  # a malformed control field: the client's 400, naming the field
         raise ProxyError(400, exc.message, param=exc.param) from None
+    if controls is not None:
+        check_fallback_overrides(controls)
+    return controls, rest
 
 
 def _litellm(state: ProxyState, client: AsyncClient, call: ChatCall, routed: Routed) -> list[tuple[bytes, bytes]]:
