@@ -44,12 +44,14 @@ def registry() -> dict[str, tuple[str, Runner]]:
         proxy_throughput,
         sdk_batch,
         sdk_race,
+        sdk_router,
         soak,
     )
 
     return {
         "sdk-batch": ("SDK: batch_completion throughput", sdk_batch.run),
         "sdk-race": ("SDK: batch_completion_models race [slow, fast]", sdk_race.run),
+        "sdk-router": ("SDK: Router.acompletion CPU per call over the bare client", sdk_router.run),
         "hedging": ("SDK: hedged requests on a heavy-tailed upstream", hedging.run),
         "proxy-throughput": ("Proxy: throughput, one worker, 50 connections", proxy_throughput.run),
         "proxy-latency": ("Proxy: added latency at concurrency 1", proxy_latency.run),
