@@ -16,7 +16,9 @@ hot path); only the call id and the cost are formatted per request.
 from __future__ import annotations
 
 import functools
+import itertools
 import os
+import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -62,14 +64,31 @@ def read_request_headers(raw: Iterable[tuple[bytes, bytes]]) -> RequestHeaders |
 
 
 def call_id_header(given: bytes | None) -> tuple[bytes, bytes]:
-    """``x-litellm-call-id``: the client's own id when it sent a sane one, else a fresh UUID4."""
+    """``x-litellm-call-id``: the client's own id when it sent a sane one, else a fresh UUID4-shaped id."""
     if given is not None and 0 < len(given) <= MAX_CALL_ID and all(32 < c < 127 for c in given):
         return (b"x-litellm-call-id", given)
-    raw = bytearray(os.urandom(16))  # uuid.uuid4() formatted by hand: about 3x cheaper per request
-    raw[6] = (raw[6] & 0x0F) | 0x40
-    raw[8] = (raw[8] & 0x3F) | 0x80
-    h = raw.hex()
-    return (b"x-litellm-call-id", f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}".encode())
+    return (b"x-litellm-call-id", _ids.next())
+
+
+class _CallIds:
+    """UUID4-shaped ids: 74 random bits per process, then a 48-bit counter (a ``uuid4()`` per request costs
+    ~6 us; this ~0.3 us). Unique within the process and, with overwhelming odds, across workers and restarts."""
+
+    def __init__(self) -> None:
+        self._pid = -1
+        self._prefix = b""
+        self._counter = itertools.count()
+
+    def next(self) -> bytes:
+        if self._pid != os.getpid():  # a forked worker must not repeat its parent's ids
+            self._pid = os.getpid()
+            h = uuid.uuid4().hex
+            self._prefix = f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-".encode()
+            self._counter = itertools.count(int(h[20:], 16) & 0xFFFFFF)
+        return self._prefix + b"%012x" % (next(self._counter) & 0xFFFFFFFFFFFF)
+
+
+_ids = _CallIds()
 
 
 @functools.lru_cache(maxsize=1024)  # configured deployments: a bounded set
@@ -97,7 +116,9 @@ def attempt_headers(
 
 def effective_timeout(options: Mapping[str, Any], deployment: Deployment, default: float) -> float:
     """The upstream timeout that applied to the call: the request's, else the deployment's, else the client's."""
-    for source in (options, deployment.params):
+    for source in (
+        (options, deployment.params) if ("timeout" in options or "request_timeout" in options) else (deployment.params,)
+    ):
         for key in ("timeout", "request_timeout"):
             value = source.get(key)
             if isinstance(value, (int, float)) and not isinstance(value, bool):

@@ -48,8 +48,10 @@ class Router(BatchMethods):
     it), ``client``: an ``AsyncClient`` to send with (not closed by ``aclose``); by default the Router
     makes its own on first use, in the running event loop. Other LiteLLM arguments are accepted
     and ignored, with one warning naming them. ``context_window_fallbacks`` and
-    ``content_policy_fallbacks`` are checked and kept in ``settings`` but not acted on yet (such
-    errors follow ``fallbacks``); ``routing_strategy_args`` is kept but no strategy reads it yet.
+    ``content_policy_fallbacks`` serve those errors (else ``fallbacks``); ``routing_strategy_args``
+    is kept but no strategy reads it yet. Per request, ``acompletion`` and the batch methods
+    (``batch_methods.py``) take LiteLLM's controls (``fallbacks``, ``num_retries``, ``mock_*``,
+    ``priority``, ...; see ``llmplex._controls``), never sent upstream.
     """
 
     def __init__(  # noqa: PLR0913 - LiteLLM's signature
