@@ -61,8 +61,9 @@ def price(model: str, provider: str | None, prompt_tokens: int, completion_token
     key = (provider_id, model)
     if key in _unknown:
         return 0.0
-    rates = _rates.get(key, False)
-    if rates is False:
+    if key in _rates:
+        rates = _rates[key]
+    else:
         rates = _linear_rates(model, provider_id)
         with _lock:
             _rates[key] = rates
