@@ -104,6 +104,15 @@ async def test_request_headers_timeout_retries_and_call_id(proxy: ProxyServer, e
     assert status == 400 and body["error"]["param"] == "x-litellm-timeout"
 
 
+async def test_errors_carry_the_call_id_and_the_timeout(proxy: ProxyServer) -> None:
+    body = {"model": "primary", "messages": MESSAGES, "mock_timeout": True}
+    status, _, headers = await post(proxy, body, {"x-litellm-timeout": "1", "x-litellm-call-id": "failing-1"})
+    assert status == 504
+    assert headers["x-litellm-call-id"] == "failing-1" and headers["x-litellm-timeout"] == "1"
+    status, _, headers = await post(proxy, {"model": "nope", "messages": MESSAGES})
+    assert status == 400 and UUID.match(headers["x-litellm-call-id"])
+
+
 async def test_num_retries_in_the_body(proxy: ProxyServer, emulator: EmulatorServer) -> None:
     await emulator.areset()
     status, _, _ = await post(proxy, {"model": "flaky", "messages": MESSAGES})

@@ -18,7 +18,7 @@ from llmplex._concurrency import RaceOutcome
 from llmplex._controls import Controls
 from llmplex._deadline import Deadlines
 from llmplex._latency import DEFAULT_QUANTILE
-from llmplex.exceptions import AllModelsFailedError, APIError, BadRequestError
+from llmplex.exceptions import AllModelsFailedError, APIError, BadRequestError, Timeout
 from llmplex.proxy.access_log import RequestRecord, record_of
 from llmplex.proxy.auth import Authenticator
 from llmplex.proxy.config import ProxyConfig
@@ -66,12 +66,12 @@ async def chat_completions(request: Request) -> Response | JSONBytesResponse | E
     state = state_of(request)
     record = record_of(request)
     labels: list[str] = []
+    sent = read_request_headers(request.scope["headers"])
     try:
         state.auth.check(request.headers)
         config = state.config
         body = await read_body(request, config.max_request_body_bytes, config.request_body_timeout, state.deadlines)
         call = parse_chat(body, state.config.default_model)
-        sent = read_request_headers(request.scope["headers"])
         if sent is not None:
             sent.apply(call.options)
             call.call_id = sent.call_id
@@ -94,7 +94,12 @@ async def chat_completions(request: Request) -> Response | JSONBytesResponse | E
     except Exception as exc:  # every failure becomes an OpenAI-shaped error with the right status
         if record is not None:
             _record_failure(record, exc, labels)
-        return error_response(exc, labels)
+        failed = error_response(exc, labels)
+        name, value = call_id_header(None if sent is None else sent.call_id)  # LiteLLM sends it on errors too
+        failed.headers[name.decode()] = value.decode()
+        if isinstance(exc, Timeout) and sent is not None and sent.timeout is not None:
+            failed.headers["x-litellm-timeout"] = sent.timeout.decode("latin-1")
+        return failed
 
 
 async def _answer(
