@@ -27,7 +27,7 @@ from llmplex.proxy.errors import ProxyError
 from llmplex.proxy.params import MAX_TIMEOUT
 from llmplex.router.deployments import Deployment
 
-__all__ = ["RequestHeaders", "attempt_headers", "call_id_header", "deployment_headers", "read_request_headers"]
+__all__ = ["RequestHeaders", "call_id_header", "effective_timeout", "litellm_route_headers", "read_request_headers"]
 
 _PREFIX = b"x-litellm-"
 MAX_CALL_ID = 128  # a client's call id longer than this is replaced by a fresh one
@@ -91,20 +91,21 @@ class _CallIds:
 _ids = _CallIds()
 
 
-@functools.lru_cache(maxsize=1024)  # configured deployments: a bounded set
-def deployment_headers(model_id: str, api_base: str | None, group: str) -> tuple[tuple[bytes, bytes], ...]:
-    """Which deployment and group answered, encoded once per combination."""
+@functools.lru_cache(maxsize=4096)  # configured deployments x small attempt counts x a few timeouts
+def litellm_route_headers(
+    model_id: str,
+    api_base: str | None,
+    group: str,
+    retries: int,
+    fallbacks: int,
+    max_retries: int,
+    timeout: float | None,
+) -> tuple[tuple[bytes, bytes], ...]:
+    """Which deployment and group answered, after how many attempts, under which timeout: encoded once."""
     headers = [(b"x-litellm-model-id", _latin1(model_id)), (b"x-litellm-model-group", _latin1(group))]
     if api_base:
         headers.append((b"x-litellm-model-api-base", _latin1(public_base(api_base))))
-    return tuple(headers)
-
-
-@functools.lru_cache(maxsize=1024)  # small integers and a few configured timeouts
-def attempt_headers(
-    retries: int, fallbacks: int, max_retries: int, timeout: float | None
-) -> tuple[tuple[bytes, bytes], ...]:
-    headers = [
+    headers += [
         (b"x-litellm-attempted-retries", str(retries).encode()),
         (b"x-litellm-attempted-fallbacks", str(fallbacks).encode()),
         (b"x-litellm-max-retries", str(max_retries).encode()),

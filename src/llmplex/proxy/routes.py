@@ -25,10 +25,9 @@ from llmplex.proxy.config import ProxyConfig
 from llmplex.proxy.disconnect import ClientDisconnected, until_disconnect
 from llmplex.proxy.errors import ProxyError, error_response, slot_error
 from llmplex.proxy.litellm_headers import (
-    attempt_headers,
     call_id_header,
-    deployment_headers,
     effective_timeout,
+    litellm_route_headers,
     public_base,
     read_request_headers,
 )
@@ -166,11 +165,24 @@ def _controls(router: Router, options: dict[str, Any]) -> tuple[Controls | None,
 def _litellm(state: ProxyState, client: AsyncClient, call: ChatCall, routed: Routed) -> list[tuple[bytes, bytes]]:
     """LiteLLM's per-request response headers (see ``litellm_headers``)."""
     controls = call.controls
-    retries = controls.num_retries if controls is not None and controls.num_retries is not None else None
+    retries = controls.num_retries if controls is not None else None
     max_retries = state.router.settings.num_retries if retries is None else retries
     timeout = effective_timeout(call.options, routed.deployment, client.config.timeout)
-    headers = [*attempt_headers(routed.retries, routed.fallbacks, max_retries, timeout), call_id_header(call.call_id)]
+    deployment = routed.deployment
     result = routed.result
+    api_base = result.hidden_params.get("api_base") or deployment.api_base
+    headers = [
+        *litellm_route_headers(
+            deployment.model_id,
+            str(api_base) if api_base else None,
+            deployment.model_name,
+            routed.retries,
+            routed.fallbacks,
+            max_retries,
+            timeout,
+        ),
+        call_id_header(call.call_id),
+    ]
     if not isinstance(result, CompletionStream):
         cost = result.hidden_params.get("response_cost")
         if cost is not None:
@@ -191,11 +203,7 @@ def _single(
         record.winner, record.deployment = label, deployment.model_id
     api_base = result.hidden_params.get("api_base") or deployment.api_base
     base = str(api_base) if api_base else None
-    headers = [
-        *_route_headers(label, deployment.model_id, base),
-        *deployment_headers(deployment.model_id, base, deployment.model_name),
-        *litellm,
-    ]
+    headers = [*_route_headers(label, deployment.model_id, base), *litellm]
     if extra:
         headers += [(name.encode("latin-1"), _header_value(value).encode("latin-1")) for name, value in extra.items()]
     if isinstance(result, CompletionStream):
