@@ -47,12 +47,14 @@ def registry() -> dict[str, tuple[str, Runner]]:
         sdk_batch,
         sdk_embed,
         sdk_race,
+        sdk_router,
         soak,
     )
 
     return {
         "sdk-batch": ("SDK: batch_completion throughput", sdk_batch.run),
         "sdk-race": ("SDK: batch_completion_models race [slow, fast]", sdk_race.run),
+        "sdk-router": ("SDK: Router.acompletion CPU per call over the bare client", sdk_router.run),
         "hedging": ("SDK: hedged requests on a heavy-tailed upstream", hedging.run),
         "sdk-embed": ("SDK: embedding a corpus (auto-split) vs a bare aiohttp loop", sdk_embed.run),
         "proxy-throughput": ("Proxy: throughput, one worker, 50 connections", proxy_throughput.run),

@@ -99,12 +99,42 @@ class Side:
 
     async def sequential(self, cmd: dict[str, Any], msgs: list[dict[str, str]], n: int) -> int:
         errors = 0
+        call = self.router_call if cmd.get("router") else self.one_call
         for _ in range(n):
             try:
-                await self.one_call(cmd, cmd["model"], msgs)
+                await call(cmd, cmd["model"], msgs)
             except Exception:
                 errors += 1
         return errors
+
+    def router_percall(self, cmd: dict[str, Any]) -> dict[str, Any]:
+        """``percall`` through the side's Router (one group, one deployment) instead of its bare client."""
+        return self.percall({**cmd, "router": True})
+
+    def router_batch(self, cmd: dict[str, Any]) -> dict[str, Any]:
+        """``batch`` through the Router's ``abatch_completion_one_model_multiple_requests``."""
+        return self.batch({**cmd, "router": True})
+
+    async def router_call(self, cmd: dict[str, Any], model: str, msgs: list[dict[str, str]]) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} has no Router")
+
+    def router_for(self, cmd: dict[str, Any], groups: dict[str, str]) -> Any:
+        """One Router per model list, built on first use (the cost of building it is not what is measured)."""
+        key = json.dumps([cmd["api_base"], groups], sort_keys=True)
+        cache: dict[str, Any] = self.__dict__.setdefault("_routers", {})
+        if key not in cache:
+            model_list = [
+                {
+                    "model_name": name,
+                    "litellm_params": {"model": model, "api_base": cmd["api_base"], "api_key": cmd["api_key"]},
+                }
+                for name, model in groups.items()
+            ]
+            cache[key] = self.make_router(model_list)
+        return cache[key]
+
+    def make_router(self, model_list: list[dict[str, Any]]) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} has no Router")
 
     def do_batch(self, cmd: dict[str, Any], msgs: list[list[dict[str, str]]]) -> list[Any]:
         raise NotImplementedError
@@ -207,7 +237,42 @@ class LlmplexSide(Side):
 
         self.llmplex = llmplex
 
+    def make_router(self, model_list: list[dict[str, Any]]) -> Any:
+        return self.llmplex.Router(model_list=model_list, num_retries=0)
+
+    async def router_call(self, cmd: dict[str, Any], model: str, msgs: list[dict[str, str]]) -> Any:
+        return await self.router_for(cmd, {"bench": model}).acompletion("bench", msgs)
+
+    def router_race(self, cmd: dict[str, Any]) -> dict[str, Any]:
+        router = self.router_for(cmd, {"slow": cmd["slow"], "fast": cmd["fast"]})
+        msgs = [{"role": "user", "content": "race"}]
+        t0 = time.perf_counter()
+        resp = self.run(router.abatch_completion_fastest_response("slow, fast", msgs))
+        t_return = time.perf_counter()
+        t_disc = wait_disconnect(cmd["stats_url"])
+        race = resp.hidden_params.get("race") or {}
+        won: dict[str, Any] = next((a for a in race.get("attempts", []) if a.get("status") == "won"), {})
+        win_ms = None if won.get("latency_ms") is None else (won.get("started_ms") or 0.0) + won["latency_ms"]
+        t_win = t0 + win_ms / 1000 if win_ms is not None else t_return
+        return {
+            "wall_s": t_return - t0,
+            "winner": classify(str(race.get("winner") or resp.model)),
+            "winner_latency_ms": win_ms,
+            "disconnect_after_win_ms": None if t_disc is None else (t_disc - t_win) * 1000,
+            "disconnect_after_return_ms": None if t_disc is None else (t_disc - t_return) * 1000,
+            "upstream": upstream_stats(cmd["stats_url"]),
+        }
+
     def do_batch(self, cmd: dict[str, Any], msgs: list[list[dict[str, str]]]) -> list[Any]:
+        if cmd.get("router"):
+            router = self.router_for(cmd, {"bench": cmd["model"]})
+            return list(
+                self.run(
+                    router.abatch_completion_one_model_multiple_requests(
+                        "bench", msgs, max_concurrency=cmd["concurrency"]
+                    )
+                )
+            )
         return list(
             self.run(
                 self.llmplex.abatch_completion(
@@ -299,7 +364,32 @@ class LitellmSide(Side):
 
         self.litellm = litellm
 
+    def make_router(self, model_list: list[dict[str, Any]]) -> Any:
+        return self.litellm.Router(model_list=model_list, num_retries=0)
+
+    async def router_call(self, cmd: dict[str, Any], model: str, msgs: list[dict[str, str]]) -> Any:
+        return await self.router_for(cmd, {"bench": model}).acompletion(model="bench", messages=msgs)
+
+    def router_race(self, cmd: dict[str, Any]) -> dict[str, Any]:
+        router = self.router_for(cmd, {"slow": cmd["slow"], "fast": cmd["fast"]})
+        msgs = [{"role": "user", "content": "race"}]
+        t0 = time.perf_counter()
+        resp = self.run(router.abatch_completion_fastest_response(model="slow, fast", messages=msgs))
+        t_return = time.perf_counter()
+        t_disc = wait_disconnect(cmd["stats_url"], limit_s=0.3)
+        return {
+            "wall_s": t_return - t0,
+            "winner": classify(str(getattr(resp, "model", resp))),
+            "winner_latency_ms": None,
+            "disconnect_after_win_ms": None if t_disc is None else (t_disc - t_return) * 1000,
+            "disconnect_after_return_ms": None if t_disc is None else (t_disc - t_return) * 1000,
+            "upstream": upstream_stats(cmd["stats_url"]),
+        }
+
     def do_batch(self, cmd: dict[str, Any], msgs: list[list[dict[str, str]]]) -> list[Any]:
+        if cmd.get("router"):  # LiteLLM gathers every prompt at once (no concurrency bound)
+            router = self.router_for(cmd, {"bench": cmd["model"]})
+            return list(self.run(router.abatch_completion_one_model_multiple_requests(model="bench", messages=msgs)))
         return list(
             self.litellm.batch_completion(
                 model=cmd["model"],

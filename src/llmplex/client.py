@@ -14,6 +14,7 @@ from typing import Any, overload
 
 from pydantic import ValidationError
 
+from llmplex._controls import CLIENT_CONTROLS, complete_with_controls
 from llmplex._latency import LatencyTracker
 from llmplex._mock import mock_completion
 from llmplex._request import ResolvedCall, resolve_call
@@ -42,7 +43,12 @@ class AsyncClient:
     async def completion(
         self, model: str, messages: list[dict[str, Any]], **options: Any
     ) -> ModelResponse | CompletionStream:
-        """One chat completion, OpenAI-shaped; ``stream=True`` returns a ``CompletionStream``."""
+        """One chat completion, OpenAI-shaped; ``stream=True`` returns a ``CompletionStream``.
+
+        LiteLLM's controls (``fallbacks=[model, ...]``, ``mock_testing_fallbacks``, ...) are in ``_controls``.
+        """
+        if options and not CLIENT_CONTROLS.isdisjoint(options):
+            return await complete_with_controls(self, model, messages, options)
         return await self.run_call(resolve_call(model, messages, options, self.config))
 
     @overload

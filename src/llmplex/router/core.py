@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from llmplex._controls import Controls
 from llmplex._latency import DEFAULT_QUANTILE, auto_hedge_delay
 from llmplex._request import PreparedCall, prepare_call, resolve_prepared
 from llmplex._streaming import CompletionStream
@@ -44,6 +45,8 @@ logger = logging.getLogger("llmplex.router")
 class Routed:
     result: ModelResponse | RelayedResponse | CompletionStream
     deployment: Deployment
+    retries: int = 0  # attempts before the one that answered, inside the group that answered
+    fallbacks: int = 0  # fallback groups tried before the one that answered (0: the requested group)
 
 
 class RoutingCore:
@@ -74,6 +77,10 @@ class RoutingCore:
         served = [d for d in deployments if d.problem is None]
         self._wildcards = WildcardGroups(served)
         self._aliases = dict(settings.model_group_alias)
+        # groups whose failures may go elsewhere: route() takes the fallback path only for these
+        self._fallback_groups = frozenset(
+            [*settings.fallbacks, *settings.context_window_fallbacks, *settings.content_policy_fallbacks]
+        )
         self.state = state or make_state(served, settings, redis, clock=clock)
         self._prepared_calls: dict[int, tuple[ClientConfig, PreparedCall]] = {}
 
@@ -141,17 +148,19 @@ class RoutingCore:
         options: Mapping[str, Any],
         *,
         cut_off_after: float | None = None,
+        controls: Controls | None = None,
     ) -> Awaitable[Routed]:
         """Call the group (with retries across its deployments), then its fallback groups in order.
 
         ``cut_off_after`` (seconds; a hedged race's primary): a call cancelled after running at least
         that long is recorded as a latency sample at its elapsed time, a lower bound of its latency.
         Otherwise the statistics would only see the primary's fast answers, and an adaptive hedge
-        delay would shrink with every race it loses.
+        delay would shrink with every race it loses. ``controls``: the request's LiteLLM controls
+        (``llmplex._controls.split_controls``; per-request fallbacks, retries, mock failures).
         """
-        if not self.settings.fallbacks.get(group):  # the common case, without a coroutine layer for fallbacks
+        if controls is None and group not in self._fallback_groups:  # the common case: no coroutine layer
             return self._call_group(client, group, messages, options, cut_off_after)
-        return with_fallbacks(self, client, group, messages, options, cut_off_after)
+        return with_fallbacks(self, client, group, messages, options, cut_off_after, controls)
 
     async def _call_group(
         self,
@@ -160,9 +169,10 @@ class RoutingCore:
         messages: list[dict[str, Any]],
         options: Mapping[str, Any],
         cut_off_after: float | None = None,
+        num_retries: int | None = None,  # the request's own, over the router's
     ) -> Routed:
         tried: set[int] = set()
-        attempts = self.settings.num_retries + 1
+        attempts = (self.settings.num_retries if num_retries is None else num_retries) + 1
         for attempt in range(attempts):
             deployment = self._pick_now(group, tried) or await self._pick(group, tried)
             self.state.begin(deployment)
@@ -190,7 +200,7 @@ class RoutingCore:
             finally:
                 self.state.finish(deployment)
             self._succeeded(deployment, started, result)
-            return Routed(result, deployment)
+            return Routed(result, deployment, attempt)
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     def _prepared(self, client: AsyncClient, deployment: Deployment) -> PreparedCall:

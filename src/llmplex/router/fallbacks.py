@@ -13,8 +13,9 @@ import random
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from llmplex._controls import Controls, fallback_chain
 from llmplex.client import AsyncClient
-from llmplex.exceptions import APIError, BadRequestError, RateLimitError
+from llmplex.exceptions import APIError, RateLimitError
 
 if TYPE_CHECKING:
     from llmplex.router.core import Routed, RoutingCore
@@ -41,24 +42,48 @@ async def with_fallbacks(
     messages: list[dict[str, Any]],
     options: Mapping[str, Any],
     cut_off_after: float | None,
+    controls: Controls | None = None,
 ) -> Routed:
-    """The group, then each of its ``fallbacks`` groups in order; a 400 (the request's fault) never falls back."""
+    """The group, then the fallback groups for its error, in order (``_controls.fallback_chain``).
+
+    A request's ``fallbacks`` (``context_window_fallbacks``, ...) replace the router's; a 400 other than
+    a context-window or content-policy error never falls back. Every fallback failing re-raises the
+    group's own error. ``Routed.fallbacks`` counts the groups tried before the one that answered.
+    """
+    retries = None if controls is None else controls.num_retries
     try:
-        return await core._call_group(client, group, messages, options, cut_off_after)
+        if controls is not None and controls.mock_error is not None:
+            raise controls.mock_failure(group)  # mock_testing_*: no upstream call, no cooldown
+        return await core._call_group(client, group, messages, options, cut_off_after, retries)
     except APIError as exc:
-        if isinstance(exc, BadRequestError) and exc.status_code == 400:
-            raise
-        for fallback in core.settings.fallbacks.get(group, ()):
-            target = core.group_for(fallback)
-            if target is None or target == group:
+        defaults = _defaults(core)
+        tried = 0
+        for target in fallback_chain(exc, group, controls, defaults):
+            fallback = core.group_for(target.model)
+            if fallback is None or fallback == group:
                 continue
-            logger.debug("group=%s failed (%s): falling back to group %s", group, type(exc).__name__, target)
+            tried += 1
+            logger.debug("group=%s failed (%s): falling back to group %s", group, type(exc).__name__, fallback)
+            target_messages, target_options = target.apply(messages, options)
             try:
-                return await core._call_group(client, target, messages, options, cut_off_after)
+                routed = await core._call_group(
+                    client, fallback, target_messages, target_options, cut_off_after, retries
+                )
             except APIError as failed:
-                logger.debug("fallback group %s failed (%s)", target, type(failed).__name__)
+                logger.debug("fallback group %s failed (%s)", fallback, type(failed).__name__)
                 continue
+            routed.fallbacks = tried
+            return routed
         raise
+
+
+def _defaults(core: RoutingCore) -> dict[str, Mapping[str, tuple[str, ...]]]:
+    settings = core.settings
+    return {
+        "fallbacks": settings.fallbacks,
+        "context_window_fallbacks": settings.context_window_fallbacks,
+        "content_policy_fallbacks": settings.content_policy_fallbacks,
+    }
 
 
 def counts_toward_cooldown(exc: APIError) -> bool:

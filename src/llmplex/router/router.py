@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType, TracebackType
 from typing import Any
 
+from llmplex._controls import ROUTER_CONTROLS, Controls, check_targets, split_controls
 from llmplex._streaming import CompletionStream
 from llmplex._sync import SyncStream
 from llmplex.client import AsyncClient
@@ -26,7 +27,7 @@ from llmplex.config_source import SourceDoc
 from llmplex.endpoint_types import EmbeddingResponse, TextCompletionResponse
 from llmplex.exceptions import BadRequestError, ConfigError, LLMplexError
 from llmplex.relayed import RelayedResponse
-from llmplex.router.core import RoutingCore
+from llmplex.router.batch_methods import BatchMethods
 from llmplex.router.deployments import Deployment, parse_model_list
 from llmplex.router.operations import route_operation
 from llmplex.router.settings import (
@@ -50,7 +51,7 @@ _SOURCE = "Router"  # how ConfigError messages name the place: "Router: model_li
 _DEFAULT_TIMEOUT = 600.0  # seconds, when neither the Router nor the deployment sets one (as the proxy)
 
 
-class Router(RoutingCore):
+class Router(BatchMethods):
     """LiteLLM's ``Router``: load balancing, retries, cooldowns, rpm/tpm limits and fallbacks over a model_list.
 
     Arguments are LiteLLM's (defaults too: ``num_retries=2``, ``allowed_fails=3``, ``cooldown_time=5``).
@@ -58,8 +59,10 @@ class Router(RoutingCore):
     it), ``client``: an ``AsyncClient`` to send with (not closed by ``aclose``); by default the Router
     makes its own on first use, in the running event loop. Other LiteLLM arguments are accepted
     and ignored, with one warning naming them. ``context_window_fallbacks`` and
-    ``content_policy_fallbacks`` are checked and kept in ``settings`` but not acted on yet (such
-    errors follow ``fallbacks``); ``routing_strategy_args`` is kept but no strategy reads it yet.
+    ``content_policy_fallbacks`` serve those errors (else ``fallbacks``); ``routing_strategy_args``
+    is kept but no strategy reads it yet. Per request, ``acompletion`` and the batch methods
+    (``batch_methods.py``) take LiteLLM's controls (``fallbacks``, ``num_retries``, ``mock_*``,
+    ``priority``, ...; see ``llmplex._controls``), never sent upstream.
     """
 
     def __init__(  # noqa: PLR0913 - LiteLLM's signature
@@ -168,11 +171,25 @@ class Router(RoutingCore):
         if client is None or self._loop is not asyncio.get_running_loop():
             client = await self._open()
         options = {**self._defaults, **kwargs, "stream": stream} if self._defaults else {**kwargs, "stream": stream}
-        routed = await self.route(client, group, messages, options)
+        controls, options = self.split_controls(options)
+        routed = await self.route(client, group, messages, options, controls=controls)
         result = routed.result
         if isinstance(result, RelayedResponse):
             return result.response()
         return result
+
+    def split_controls(self, options: dict[str, Any]) -> tuple[Controls | None, dict[str, Any]]:
+        """LiteLLM's per-request controls out of ``options`` (see ``llmplex._controls``), their groups checked.
+
+        Unknown fallback groups, a non-integer ``priority`` and the like are a ``BadRequestError`` naming
+        the field. ``options`` comes back as is when it holds no control (the common case).
+        """
+        if ROUTER_CONTROLS.isdisjoint(options):
+            return None, options
+        controls, rest = split_controls(options, ROUTER_CONTROLS)
+        if controls is not None and controls.specs:
+            check_targets(controls.specs.items(), lambda name: self.group_for(name) is not None)
+        return controls, rest
 
     def completion(
         self, model: str, messages: list[dict[str, Any]], stream: bool = False, **kwargs: Any
@@ -267,6 +284,13 @@ class Router(RoutingCore):
         return f"Router(models={self.get_model_names()!r}, routing_strategy={self.settings.routing_strategy!r})"
 
     # --- internals ---------------------------------------------------------------------------------
+
+    async def _client_for_loop(self) -> AsyncClient:
+        """The client to send with in the running loop (the first use there starts the state and the client)."""
+        client = self._client
+        if client is None or self._loop is not asyncio.get_running_loop():
+            client = await self._open()
+        return client
 
     async def _open(self) -> AsyncClient:
         """First use in this loop: start the state (Redis connects here) and make the client if it is ours."""

@@ -35,8 +35,7 @@ class RouterSettings:
     num_retries: int = 0
     timeout: float | None = None
     fallbacks: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    # parsed and checked like ``fallbacks``, but not acted on yet: a context-window or content-policy
-    # error follows ``fallbacks`` like any other error
+    # a context-window (content-policy) error tries these groups when set, else ``fallbacks``
     context_window_fallbacks: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     content_policy_fallbacks: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     allowed_fails: int = 3
