@@ -14,6 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from llmplex.emulator.anthropic import AnthropicDialect
+from llmplex.emulator.anthropic_batches import anthropic_batch_routes
 from llmplex.emulator.azure import AzureDialect
 from llmplex.emulator.cohere import CohereDialect
 from llmplex.emulator.conversation import build_reply
@@ -21,7 +22,9 @@ from llmplex.emulator.dialect import JSON, Dialect, Failure, Headers, Incoming
 from llmplex.emulator.directives import Directives, Settings, parse_directives
 from llmplex.emulator.exchange import ClientGone, Exchange, Receive, Send
 from llmplex.emulator.gemini import GeminiDialect
+from llmplex.emulator.gemini_batches import gemini_batch_routes
 from llmplex.emulator.openai import OpenAIDialect
+from llmplex.emulator.openai_batches import openai_batch_routes
 from llmplex.emulator.playback import play_completion, play_stream
 
 __all__ = ["EmulatorState", "create_app"]
@@ -185,7 +188,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     openai = CompletionEndpoint(OpenAIDialect(), state)
     gemini = CompletionEndpoint(GeminiDialect(), state)
+    # batch routes first: Gemini's batchGenerateContent would otherwise match the generic model route
     routes = [
+        *openai_batch_routes(state.settings),
+        *anthropic_batch_routes(state.settings),
+        *gemini_batch_routes(state.settings),
         Route("/v1/chat/completions", openai, methods=["POST"]),
         Route("/chat/completions", openai, methods=["POST"]),
         Route(
