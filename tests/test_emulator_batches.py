@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from typing import Any
 
 import aiohttp
 import anthropic
@@ -102,10 +103,10 @@ def _anthropic_round_trip(client: anthropic.Anthropic) -> None:
 
 
 def test_anthropic_batch_cancel(emulator: EmulatorServer) -> None:
-    params = {"model": "claude-polls-2", "max_tokens": 8, "messages": [{"role": "user", "content": "x"}]}
+    params: Any = {"model": "claude-polls-2", "max_tokens": 8, "messages": [{"role": "user", "content": "x"}]}
     with anthropic.Anthropic(base_url=emulator.url, api_key="k", max_retries=0) as client:
         batches = client.messages.batches
-        batch = batches.create(requests=[{"custom_id": "a", "params": params}])  # type: ignore[list-item]
+        batch = batches.create(requests=[{"custom_id": "a", "params": params}])
         assert batches.cancel(batch.id).processing_status == "canceling"
         batches.retrieve(batch.id)
         ended = batches.retrieve(batch.id)

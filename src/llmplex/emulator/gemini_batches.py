@@ -36,7 +36,7 @@ class GeminiBatches:
         self.settings = settings
         self.dialect = GeminiDialect()
         self.operations: dict[str, dict[str, Any]] = {}
-        self.requests: dict[str, list[dict[str, Any]]] = {}
+        self.requests: dict[str, list[Any]] = {}
         self.clocks: dict[str, BatchClock] = {}
 
     def _failure(self, status: int, message: str) -> Response:

@@ -48,8 +48,9 @@ class OpenAIBatches:
     # --- files -----------------------------------------------------------------------------------
 
     def _add_file(self, name: str, purpose: str, data: bytes) -> dict[str, Any]:
-        meta = {
-            "id": new_id("file-"),
+        file_id = new_id("file-")
+        meta: dict[str, Any] = {
+            "id": file_id,
             "object": "file",
             "bytes": len(data),
             "created_at": int(time.time()),
@@ -59,7 +60,7 @@ class OpenAIBatches:
             "status_details": None,
             "expires_at": None,
         }
-        self.files[meta["id"]] = (meta, data)
+        self.files[file_id] = (meta, data)
         return meta
 
     async def upload(self, request: Request) -> Response:
