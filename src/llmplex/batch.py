@@ -161,6 +161,7 @@ async def batch_completion(  # noqa: PLR0913
     return_exceptions: bool = True,
     progress: bool = False,
     checkpoint: str | None = None,
+    batch_api: bool = False,
     **params: Any,
 ) -> list[Any]:
     """One completion per conversation in ``messages``; results aligned with it.
@@ -171,13 +172,50 @@ async def batch_completion(  # noqa: PLR0913
     ``tpm`` pace starts evenly (tokens estimated from message text plus ``max_tokens``); retries
     honour ``retry-after``. ``progress=True`` shows a tqdm bar. ``checkpoint="out.jsonl"`` appends
     each finished item and skips recorded successes on a re-run (see ``_checkpoint``).
+
+    ``batch_api=True``: one job on the provider's batch API instead (half price, results within 24 h;
+    see ``llmplex.batches.job``); ``checkpoint`` then records the provider's batch ids.
     """
+    if batch_api:
+        return await _through_batch_api(
+            client,
+            model,
+            messages,
+            (max_concurrency, max_workers, rpm, tpm),
+            return_exceptions,
+            progress,
+            checkpoint,
+            params,
+        )
     plan = _plan(
         client, model, messages, max_concurrency, max_workers, rpm, tpm, return_exceptions, progress, checkpoint, params
     )
     results: list[Any] = [None] * len(plan.conversations)
     await plan.run(results.__setitem__)
     return results
+
+
+async def _through_batch_api(  # noqa: PLR0913
+    client: AsyncClient,
+    model: str,
+    messages: list[list[dict[str, Any]]],
+    pacing: tuple[Any, ...],
+    return_exceptions: bool,
+    progress: bool,
+    checkpoint: str | None,
+    params: dict[str, Any],
+) -> list[Any]:
+    if any(value is not None for value in pacing):
+        raise BadRequestError(
+            "max_concurrency, max_workers, rpm and tpm do not apply with batch_api=True: the provider schedules "
+            "batch requests itself",
+            param="batch_api",
+        )
+    from llmplex.batches.job import batch_completion_api
+
+    return await batch_completion_api(
+        client, model, messages, return_exceptions=return_exceptions, progress=progress, checkpoint=checkpoint, **params
+    )
 
 
 def iter_batch_completion(  # noqa: PLR0913

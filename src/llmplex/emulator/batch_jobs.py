@@ -4,7 +4,8 @@ A batch is answered line by line with the same dialect code the live routes use 
 ``status-429`` in a line's model name make that line fail). It finishes on a chosen poll: by default
 the first retrieve after creation sees it ended; ``polls-<n>`` in the first request's model name, or
 the header ``x-emulator-polls: <n>`` on the create request, makes the ``n``-th retrieve see it ended
-(``polls-0``: ended at creation).
+(``polls-0``: ended at creation). A line whose last user message starts with ``emulator-<directives>``
+(e.g. ``emulator-status-400``) gets those directives on top of its model's.
 """
 
 from __future__ import annotations
@@ -43,10 +44,13 @@ def answer(dialect: Dialect, payload: Any, model: str, settings: Settings, path_
     failure = dialect.validate(payload)
     if failure is not None:
         return _from_failure(failure)
-    directives = parse_directives(model, {}, settings)
+    conversation = dialect.conversation(payload)
+    # one line of a batch can be steered apart from the others: "emulator-status-400 ..." as its user text
+    word = conversation.last_user_text.split(" ", 1)[0]
+    directives = parse_directives(f"{model}-{word}" if word.startswith("emulator-") else model, {}, settings)
     if directives.status is not None:
         return _from_failure(dialect.failure(directives.status, model=model))
-    reply = build_reply(dialect.conversation(payload), model, directives)
+    reply = build_reply(conversation, model, directives)
     incoming = Incoming({"target": path_target}, {}, {}, b"")
     return Answer(200, orjson.loads(dialect.completion(reply, incoming, payload)))
 
