@@ -24,6 +24,7 @@ from llmplex.providers import resolve_model
 from llmplex.proxy.config_checks import Checker
 from llmplex.proxy.redis_settings import OWN_SECTION, RedisSettings, redis_settings
 from llmplex.proxy.yaml_source import SourceDoc, join, parse_yaml
+from llmplex.store.url import async_url
 
 __all__ = [
     "DEFAULT_MAX_BODY",
@@ -51,6 +52,7 @@ _OWN_KEYS = frozenset(
         "request_body_timeout_seconds",
         "start_emulator",
         "rate_limit_window_seconds",
+        "data_dir",
         *_REDIS_OWN,
     }
 )
@@ -59,7 +61,7 @@ _ROUTER = frozenset(
     {"routing_strategy", "num_retries", "timeout", "fallbacks", "allowed_fails", "cooldown_time", "model_group_alias"}
 ) | {"redis_host", "redis_port", "redis_password", "redis_url"}
 _LITELLM = frozenset({"drop_params", "num_retries", "request_timeout", "fallbacks", "allowed_fails", "cooldown_time"})
-_GENERAL = frozenset({"master_key"})
+_GENERAL = frozenset({"master_key", "database_url"})
 # litellm_params that steer the router, not the request
 _ROUTING_PARAMS = frozenset({"model", "rpm", "tpm", "weight"})
 # litellm_params that LiteLLM understands but llmplex does not (never forwarded upstream)
@@ -132,6 +134,8 @@ class ProxyConfig:
     start_emulator: bool = False
     default_model: str | None = None  # `llmplex --model X`: every request goes to X (LiteLLM semantics)
     redis: RedisSettings | None = None  # None: router state is per process
+    database_url: str | None = None  # general_settings.database_url / DATABASE_URL; None: SQLite under data_dir
+    data_dir: str | None = None  # llmplex_settings.data_dir: where the default SQLite file lives (./.llmplex)
     warnings: tuple[str, ...] = ()
     source: str | None = None
 
@@ -214,6 +218,9 @@ def build_config(doc: SourceDoc, environ: Mapping[str, str] | None) -> ProxyConf
         router = replace(router, rate_limit_window=window)
     master_key = check.optional(general, "general_settings.master_key", str) or env.get("LITELLM_MASTER_KEY") or None
     max_body = check.optional(own, f"{_OWN_SECTION}.max_request_body_bytes", int, minimum=1)
+    database = check.optional(general, "general_settings.database_url", str) or env.get("DATABASE_URL") or None
+    if database:
+        async_url(database)  # a scheme llmplex cannot open stops startup here, not at the first key
     return ProxyConfig(
         deployments=deployments,
         router=router,
@@ -226,6 +233,8 @@ def build_config(doc: SourceDoc, environ: Mapping[str, str] | None) -> ProxyConf
         or DEFAULT_BODY_TIMEOUT,
         start_emulator=bool(check.optional(own, f"{_OWN_SECTION}.start_emulator", bool)),
         redis=redis_settings(check, router_raw, own, env),
+        database_url=database,
+        data_dir=check.optional(own, f"{_OWN_SECTION}.data_dir", str),
         warnings=tuple(check.warnings()),
     )
 
