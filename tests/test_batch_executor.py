@@ -32,6 +32,10 @@ def emulator_send(client: AsyncClient, emulator: Any) -> Send:
     return send
 
 
+async def _once(lines: list[tuple[int, str, str]]) -> Any:
+    yield lines
+
+
 def _user(text: str) -> dict[str, str]:
     return {"role": "user", "content": text}
 
@@ -58,7 +62,7 @@ async def _new_batch(jobs: JobStore, batch_id: str, n: int, model: str = "m") ->
         )
         for i in range(n)
     ]
-    await jobs.create_batch(row, lines)
+    await jobs.create_batch(row, _once(lines))
 
 
 async def _until_ended(jobs: JobStore, batch_id: str, timeout: float = 30.0) -> dict[str, Any]:

@@ -12,7 +12,7 @@ line gets exactly one result.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +23,6 @@ from llmplex.store import Store
 
 __all__ = ["Claimed", "JobStore", "LineResult"]
 
-_INSERT_CHUNK = 2_000
 _PAGE = 1_000
 
 
@@ -75,18 +74,15 @@ class JobStore:
 
     # --- batches ---------------------------------------------------------------------------------
 
-    async def create_batch(self, row: dict[str, Any], lines: Iterable[tuple[int, str, str]]) -> None:
-        """The batch and all its lines in one transaction: a crash leaves none of it."""
+    async def create_batch(self, row: dict[str, Any], chunks: AsyncIterable[list[tuple[int, str, str]]]) -> None:
+        """The batch and all its lines (``(index, custom_id, body)`` chunks) in one transaction: a crash
+        leaves none of it."""
+        batch_id = row["id"]
         async with self.store.transaction() as conn:
             await conn.execute(insert(batches).values(**row))
-            chunk: list[dict[str, Any]] = []
-            for idx, custom_id, body in lines:
-                chunk.append({"batch_id": row["id"], "idx": idx, "custom_id": custom_id, "body": body})
-                if len(chunk) >= _INSERT_CHUNK:
-                    await conn.execute(insert(batch_lines), chunk)
-                    chunk = []
-            if chunk:
-                await conn.execute(insert(batch_lines), chunk)
+            async for chunk in chunks:
+                rows = [{"batch_id": batch_id, "idx": i, "custom_id": c, "body": b} for i, c, b in chunk]
+                await conn.execute(insert(batch_lines), rows)
 
     async def get_batch(self, batch_id: str) -> dict[str, Any] | None:
         async with self.store.read() as conn:

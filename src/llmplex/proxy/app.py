@@ -22,6 +22,7 @@ from llmplex import AsyncClient
 from llmplex.cost import load_price_table
 from llmplex.proxy.access_log import ObservabilityMiddleware
 from llmplex.proxy.auth import Authenticator
+from llmplex.proxy.batch_service import BatchService
 from llmplex.proxy.config import ProxyConfig, load_config, single_model_config
 from llmplex.proxy.metrics import metrics_endpoint
 from llmplex.proxy.openapi import openapi_document
@@ -34,6 +35,7 @@ from llmplex.proxy.routes import (
     models_body,
     openapi,
 )
+from llmplex.proxy.routes_batches import batch_routes
 from llmplex.proxy.routing import Router
 
 __all__ = ["CONFIG_ENV", "MODEL_ENV", "ProxyApp", "app_from_env", "create_app", "freeze_startup_objects"]
@@ -71,6 +73,7 @@ def create_app(config: ProxyConfig) -> ProxyApp:
     state = ProxyState(config=config, router=Router(config), auth=Authenticator(config.master_key))
     state.models_body = models_body(config, state.created)
     state.openapi_body = orjson.dumps(openapi_document(config.model_names()))
+    batches = state.batches = BatchService(config, state.router, lambda: state.client)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -78,9 +81,11 @@ def create_app(config: ProxyConfig) -> ProxyApp:
         # the price table takes ~0.25 s to import: in a thread, not on the loop at the first priced answer
         prices = asyncio.get_running_loop().run_in_executor(None, load_price_table)
         await state.router.start()  # the shared (Redis) router state connects here, in the serving loop
+        await batches.start()  # batch jobs resume (in the background) when a database exists
         try:
             yield
         finally:
+            await batches.aclose()
             client, state.client = state.client, None
             await client.aclose()
             await state.router.aclose()
@@ -95,6 +100,7 @@ def create_app(config: ProxyConfig) -> ProxyApp:
         Route("/health/readiness", health_readiness, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
+        *batch_routes(),
     ]
     # x-request-id, in-flight gauge, request metrics and the access log, for every route
     observe = Middleware(ObservabilityMiddleware, metrics=state.metrics, routes=[r.path for r in routes])

@@ -53,6 +53,8 @@ _OWN_KEYS = frozenset(
         "start_emulator",
         "rate_limit_window_seconds",
         "data_dir",
+        "batch_concurrency",
+        "batch_lease_seconds",
         *_REDIS_OWN,
     }
 )
@@ -136,6 +138,8 @@ class ProxyConfig:
     redis: RedisSettings | None = None  # None: router state is per process
     database_url: str | None = None  # general_settings.database_url / DATABASE_URL; None: SQLite under data_dir
     data_dir: str | None = None  # llmplex_settings.data_dir: where the default SQLite file lives (./.llmplex)
+    batch_concurrency: int = 32  # llmplex_settings.batch_concurrency: batch lines in flight per process
+    batch_lease_seconds: float = 60.0  # llmplex_settings.batch_lease_seconds: a dead process's lines return after
     warnings: tuple[str, ...] = ()
     source: str | None = None
 
@@ -235,6 +239,8 @@ def build_config(doc: SourceDoc, environ: Mapping[str, str] | None) -> ProxyConf
         redis=redis_settings(check, router_raw, own, env),
         database_url=database,
         data_dir=check.optional(own, f"{_OWN_SECTION}.data_dir", str),
+        batch_concurrency=check.optional(own, f"{_OWN_SECTION}.batch_concurrency", int, minimum=1) or 32,
+        batch_lease_seconds=check.optional(own, f"{_OWN_SECTION}.batch_lease_seconds", float, minimum=0.1) or 60.0,
         warnings=tuple(check.warnings()),
     )
 

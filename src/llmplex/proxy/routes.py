@@ -6,7 +6,7 @@ import functools
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from starlette.requests import Request
@@ -29,6 +29,9 @@ from llmplex.proxy.request import ChatCall, parse_chat, read_body
 from llmplex.proxy.routing import Routed, Router
 from llmplex.proxy.streaming import EventStreamResponse
 
+if TYPE_CHECKING:
+    from llmplex.proxy.batch_service import BatchService
+
 __all__ = ["ProxyState", "chat_completions", "health_liveliness", "health_readiness", "list_models"]
 
 _JSON = "application/json"
@@ -45,6 +48,7 @@ class ProxyState:
     metrics: ProxyMetrics = field(default_factory=ProxyMetrics)
     deadlines: Deadlines = field(default_factory=Deadlines)  # request-body timeouts, one shared timer
     created: int = field(default_factory=lambda: int(time.time()))
+    batches: BatchService | None = None  # /v1/files and /v1/batches (routes_batches)
 
 
 def state_of(request: Request) -> ProxyState:
