@@ -36,6 +36,7 @@ Runner = Callable[[RunContext, ScenarioResult], None]
 
 def registry() -> dict[str, tuple[str, Runner]]:
     from bench.scenarios import (
+        batch_jobs,
         footprint,
         hedging,
         proxy_latency,
@@ -57,4 +58,5 @@ def registry() -> dict[str, tuple[str, Runner]]:
         "proxy-scale": ("Proxy: Redis-backed rpm/tpm limits and a second worker", proxy_scale.run),
         "soak": ("Soak: RSS over 100,000 requests, mixed faulted load (llmplex only)", soak.run),
         "footprint": ("Footprint: import time, startup, memory, per-call CPU", footprint.run),
+        "batch-jobs": ("Batch jobs: the proxy's executor vs batch_completion (SQLite)", batch_jobs.run),
     }

@@ -46,7 +46,8 @@ class Executor:
         self.owner = f"{os.getpid()}-{os.urandom(6).hex()}"
         self._results: list[LineResult] = []
         self._touched: set[str] = set()
-        self._slots = asyncio.Semaphore(self.settings.concurrency)
+        self._slot_freed = asyncio.Event()
+        self._active: list[str] = []  # batches with lines to claim, oldest first (re-read when exhausted)
         self._in_flight: set[asyncio.Task[None]] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self._wake = asyncio.Event()
@@ -62,6 +63,7 @@ class Executor:
 
     def wake(self) -> None:
         """A batch was created or cancelled: look for work now instead of at the next idle poll."""
+        self._active = []
         self._wake.set()
 
     async def stop(self) -> None:
@@ -77,6 +79,7 @@ class Executor:
     async def _claim_loop(self) -> None:
         backoff = 0.1
         while True:
+            await self._room()
             try:
                 claimed = await self._claim()
                 backoff = 0.1
@@ -86,36 +89,48 @@ class Executor:
                 backoff = min(backoff * 2, 5.0)
                 continue
             if not claimed:
+                self._active = []
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self.settings.idle_poll):
                         await self._wake.wait()
                 continue
-            for line in claimed:
-                await self._slots.acquire()  # bounded: claims never run ahead of free slots
+            for line in claimed:  # never more than the free slots: each starts at once
                 task = asyncio.create_task(self._run(line))
                 self._in_flight.add(task)
-                task.add_done_callback(self._in_flight.discard)
+                task.add_done_callback(self._done)
+
+    async def _room(self) -> None:
+        """Wait until a claim's worth of slots is free: claiming a few lines per transaction would cost more
+        in the database than the lines cost to send."""
+        settings = self.settings
+        step = max(1, min(settings.claim_size, settings.concurrency // 4))
+        while settings.concurrency - len(self._in_flight) < step:
+            self._slot_freed.clear()
+            await self._slot_freed.wait()
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        self._slot_freed.set()
 
     async def _claim(self) -> list[Claimed]:
-        free = self.settings.concurrency - len(self._in_flight)
-        want = min(self.settings.claim_size, max(free, 0)) or 1
-        for batch_id in await self.jobs.active_batches():
+        want = min(self.settings.claim_size, self.settings.concurrency - len(self._in_flight))
+        if not self._active:
+            self._active = await self.jobs.active_batches()
+        for batch_id in list(self._active):
             claimed = await self.jobs.claim(batch_id, self.owner, want, self.settings.lease_seconds)
             if claimed:
                 return claimed
+            self._active.remove(batch_id)
             self._touched.add(batch_id)  # nothing left to claim: maybe it can be finalized
         await self._finalize()
         return []
 
     async def _run(self, line: Claimed) -> None:
-        try:
-            self.sent += 1
-            status, result = await self.send(line.body)
-            self._results.append(LineResult(line.batch_id, line.idx, status, result))
-            self._touched.add(line.batch_id)
-        finally:
-            self._slots.release()
+        self.sent += 1
+        status, result = await self.send(line.body)
+        self._results.append(LineResult(line.batch_id, line.idx, status, result))
+        self._touched.add(line.batch_id)
 
     async def _flush_loop(self) -> None:
         while True:
