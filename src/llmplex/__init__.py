@@ -19,7 +19,6 @@ from llmplex._api import (
 )
 from llmplex._streaming import CompletionStream
 from llmplex._sync import Client, SyncStream
-from llmplex.batches import Batch, BatchJob, FileObject
 from llmplex.batches.api import (
     SyncBatchJob,
     acancel_batch,
@@ -82,8 +81,6 @@ __all__ = [
     "AsyncClient",
     "AuthenticationError",
     "BadRequestError",
-    "Batch",
-    "BatchJob",
     "Client",
     "ClientConfig",
     "CompletionStream",
@@ -91,7 +88,6 @@ __all__ = [
     "ConflictError",
     "ContentPolicyViolationError",
     "ContextWindowExceededError",
-    "FileObject",
     "InternalServerError",
     "LLMplexError",
     "ModelResponse",

@@ -122,8 +122,8 @@ class Executor:
             if claimed:
                 return claimed
             self._active.remove(batch_id)
-            self._touched.add(batch_id)  # nothing left to claim: maybe it can be finalized
-        await self._finalize()
+            # nothing left to claim: the result writer finalizes it once its own results are written
+            self._touched.add(batch_id)
         return []
 
     async def _run(self, line: Claimed) -> None:

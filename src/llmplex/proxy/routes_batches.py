@@ -325,6 +325,7 @@ async def cancel_batch(request: Request) -> Response:
         if row["status"] not in ("cancelling", "cancelled"):
             raise ProxyError(409, f"Cannot cancel a batch with status '{row['status']}'.", type="invalid_request_error")
     await jobs.finalize(batch_id)  # nothing in flight: cancelled at once
+    _service(request).wake()
     row = await jobs.get_batch(batch_id)
     assert row is not None
     return _json(_batch_object(row))
