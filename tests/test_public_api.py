@@ -181,6 +181,12 @@ def test_emulator_imports_nothing_from_llmplex() -> None:
     assert violations(files, lambda t: is_module(t, "llmplex") and not is_module(t, "llmplex.emulator")) == []
 
 
+def test_router_imports_nothing_from_the_proxy() -> None:
+    files = source_files("router")
+    assert files, "the router package exists"
+    assert violations(files, lambda t: is_module(t, "llmplex.proxy")) == []
+
+
 # --- file and batch functions (llmplex.batches.api) -------------------------------------------------
 
 BATCH_SYNC_FUNCTIONS = [name for name in batches_api.__all__ if name[:1].islower() and not name.startswith("a")]

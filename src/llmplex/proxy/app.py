@@ -36,7 +36,7 @@ from llmplex.proxy.routes import (
     openapi,
 )
 from llmplex.proxy.routes_batches import batch_routes
-from llmplex.proxy.routing import Router
+from llmplex.router import Router
 
 __all__ = ["CONFIG_ENV", "MODEL_ENV", "ProxyApp", "app_from_env", "create_app", "freeze_startup_objects"]
 
@@ -70,7 +70,11 @@ class ProxyApp:
 
 
 def create_app(config: ProxyConfig) -> ProxyApp:
-    state = ProxyState(config=config, router=Router(config), auth=Authenticator(config.master_key))
+    state = ProxyState(
+        config=config,
+        router=Router.from_settings(config.deployments, config.router, config.redis),
+        auth=Authenticator(config.master_key),
+    )
     state.models_body = models_body(config, state.created)
     state.openapi_body = orjson.dumps(openapi_document(config.model_names()))
     batches = state.batches = BatchService(config, state.router, lambda: state.client)

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from llmplex import AsyncClient
     from llmplex.batches.executor import Executor
     from llmplex.batches.jobstore import JobStore
-    from llmplex.proxy.routing import Router
+    from llmplex.router import Router
     from llmplex.store import Store
 
 __all__ = ["BatchService"]
@@ -98,7 +98,7 @@ class BatchService:
                 raise ProxyError(400, f"Invalid model name passed in model={model}", param="model")
             if client is None:
                 raise ProxyError(503, "the proxy is stopping", type="service_unavailable")
-            routed = await self.router.completion(client, group, messages, body)
+            routed = await self.router.route(client, group, messages, body)
             result = routed.result
             return 200, result.wire_bytes().decode()  # type: ignore[union-attr]
         except asyncio.CancelledError:
