@@ -156,3 +156,23 @@ async def test_database_down_is_503_while_chat_serves(proxy_factory: Factory, em
         chat = {"model": "small", "messages": [{"role": "user", "content": "hi"}]}
         async with session.post(proxy.base + "/chat/completions", json=chat) as resp:
             assert resp.status == 200
+
+
+async def test_an_oversized_upload_is_refused_before_it_is_read(
+    proxy_factory: Factory, emulator: Any, tmp_path: Path
+) -> None:
+    import asyncio
+
+    proxy = proxy_factory(_config(emulator, tmp_path))
+    reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+    head = (
+        "POST /v1/files HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        "Content-Type: multipart/form-data; boundary=x\r\nContent-Length: 300000000\r\n\r\n"
+    )
+    writer.write(head.encode())
+    await writer.drain()
+    status_line = await asyncio.wait_for(reader.readline(), timeout=10)
+    assert b" 400 " in status_line
+    rest = await asyncio.wait_for(reader.read(65536), timeout=10)
+    assert b"File too large" in rest
+    writer.close()
