@@ -176,3 +176,34 @@ async def test_an_oversized_upload_is_refused_before_it_is_read(
     rest = await asyncio.wait_for(reader.read(65536), timeout=10)
     assert b"File too large" in rest
     writer.close()
+
+
+async def test_batch_lines_leave_live_traffic_its_share_of_the_rate_limits(
+    proxy_factory: Factory, emulator: Any, tmp_path: Path
+) -> None:
+    import asyncio
+
+    limited = openai_model("limited", "m", emulator.openai_base, rpm=10)
+    config = {
+        "model_list": [limited],
+        "llmplex_settings": {"data_dir": str(tmp_path), "rate_limit_window_seconds": 1, "batch_rate_reserve": 0.3},
+    }
+    proxy = proxy_factory(config)
+    with openai.OpenAI(base_url=proxy.base, api_key="none", max_retries=0) as client:
+        uploaded = client.files.create(
+            file=("in.jsonl", io.BytesIO(_jsonl([(f"l{i}", "limited") for i in range(21)]))), purpose="batch"
+        )
+        batch = client.batches.create(
+            input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
+        )
+    statuses = []
+    chat = {"model": "limited", "messages": [{"role": "user", "content": "live"}]}
+    async with aiohttp.ClientSession() as session:
+        for _ in range(5):  # two live requests per 1 s window while the batch uses at most 7 of the 10
+            async with session.post(proxy.base + "/chat/completions", json=chat) as resp:
+                statuses.append(resp.status)
+            await asyncio.sleep(0.5)
+    assert statuses == [200] * 5
+    with openai.OpenAI(base_url=proxy.base, api_key="none", max_retries=0) as client:
+        final = await asyncio.to_thread(_wait, client, batch.id)
+    assert final.request_counts.completed == 21 and final.request_counts.failed == 0  # waited, never failed

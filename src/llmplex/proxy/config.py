@@ -50,6 +50,7 @@ _OWN_KEYS = frozenset(
         "data_dir",
         "batch_concurrency",
         "batch_lease_seconds",
+        "batch_rate_reserve",
         *_REDIS_OWN,
     }
 )
@@ -77,6 +78,7 @@ class ProxyConfig:
     data_dir: str | None = None  # llmplex_settings.data_dir: where the default SQLite file lives (./.llmplex)
     batch_concurrency: int = 32  # llmplex_settings.batch_concurrency: batch lines in flight per process
     batch_lease_seconds: float = 60.0  # llmplex_settings.batch_lease_seconds: a dead process's lines return after
+    batch_rate_reserve: float = 0.2  # llmplex_settings.batch_rate_reserve: share of rpm/tpm windows batches leave
     warnings: tuple[str, ...] = ()
     source: str | None = None
 
@@ -176,8 +178,13 @@ def build_config(doc: SourceDoc, environ: Mapping[str, str] | None) -> ProxyConf
         data_dir=check.optional(own, f"{_OWN_SECTION}.data_dir", str),
         batch_concurrency=check.optional(own, f"{_OWN_SECTION}.batch_concurrency", int, minimum=1) or 32,
         batch_lease_seconds=check.optional(own, f"{_OWN_SECTION}.batch_lease_seconds", float, minimum=0.1) or 60.0,
+        batch_rate_reserve=_reserve(check.optional(own, f"{_OWN_SECTION}.batch_rate_reserve", float, minimum=0.0)),
         warnings=tuple(check.warnings()),
     )
+
+
+def _reserve(value: float | None) -> float:
+    return 0.2 if value is None else min(value, 0.9)  # batches always keep some of the window
 
 
 def _environment_variables(doc: SourceDoc, top: Mapping[str, Any], base_env: Mapping[str, str]) -> dict[str, str]:
