@@ -19,6 +19,11 @@ from bench.scenarios.sdk_common import API_KEY
 from bench.stats import fmt, summary
 
 MODEL = "bench-delay-100"
+_LABELS = {
+    "executor": "proxy executor (SQLite)",
+    "executor-pg": "proxy executor (PostgreSQL)",
+    "sdk": "batch_completion (SDK)",
+}
 CONCURRENCY = 500
 
 
@@ -31,24 +36,54 @@ def _one(ctx: RunContext, args: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+PG_HOST = "postgresql://postgres@127.0.0.1:5432"
+
+
+def _pg_admin(statement: str) -> None:
+    import asyncio
+
+    import asyncpg
+
+    async def go() -> None:
+        conn = await asyncpg.connect(f"{PG_HOST}/postgres", timeout=5)
+        try:
+            await conn.execute(statement)
+        finally:
+            await conn.close()
+
+    asyncio.run(go())
+
+
 def run(ctx: RunContext, result: ScenarioResult) -> None:
     up = ctx.upstream()
     n = 5_000 if ctx.settings.quick else 100_000
-    runs: dict[str, list[dict[str, Any]]] = {"executor": [], "sdk": []}
+    runs: dict[str, list[dict[str, Any]]] = {"executor": [], "executor-pg": [], "sdk": []}
     with tempfile.TemporaryDirectory(prefix="llmplex-bench-batch-") as tmp:
         for r in range(ctx.settings.rounds):
-            for mode in ("executor", "sdk"):
+            for mode in ("executor", "executor-pg", "sdk"):
                 ctx.log(f"batch-jobs round {r + 1}/{ctx.settings.rounds}: {mode} n={n}")
+                db = str(Path(tmp) / f"round{r}.db")
+                if mode == "executor-pg":
+                    name = f"llmplex_bench_batch_{r}"
+                    try:
+                        _pg_admin(f'DROP DATABASE IF EXISTS "{name}"')
+                        _pg_admin(f'CREATE DATABASE "{name}"')
+                    except Exception as exc:  # no PostgreSQL here: reported, the rest runs
+                        runs[mode].append({"error": f"PostgreSQL at 127.0.0.1:5432 unavailable: {exc}"})
+                        continue
+                    db = f"{PG_HOST}/{name}"
                 args = {
-                    "mode": mode,
+                    "mode": "sdk" if mode == "sdk" else "executor",
                     "n": n,
                     "concurrency": CONCURRENCY,
                     "model": MODEL,
                     "api_base": up.openai_base,
                     "api_key": API_KEY,
-                    "db": str(Path(tmp) / f"round{r}.db"),
+                    "db": db,
                 }
                 runs[mode].append(_one(ctx, args))
+                if mode == "executor-pg":
+                    _pg_admin(f'DROP DATABASE IF EXISTS "{db.rsplit("/", 1)[1]}" WITH (FORCE)')
     result.raw = {"runs": runs, "n": n, "concurrency": CONCURRENCY}
     result.notes.append(
         f"{n:,} lines, upstream `{MODEL}` (100 ms), concurrency {CONCURRENCY} on both sides, each run in a fresh "
@@ -63,7 +98,7 @@ def run(ctx: RunContext, result: ScenarioResult) -> None:
         errors = [o["error"] for o in outs if "error" in o]
         rows.append(
             [
-                "proxy executor (SQLite)" if mode == "executor" else "batch_completion (SDK)",
+                _LABELS[mode],
                 fmt(summary([o["wall_s"] for o in good])["median"], 2, " s"),
                 fmt(rates[mode]["median"], 0),
                 fmt(summary([o.get("insert_s", float("nan")) for o in good])["median"], 2, " s"),

@@ -1,6 +1,7 @@
 """One measured run of the batch-jobs scenario, in its own process: ``python -m bench.workers.batch_jobs_worker ARGS``.
 
-ARGS is JSON: ``{"mode": "executor" | "sdk", "n", "concurrency", "model", "api_base", "api_key", "db"}``.
+ARGS is JSON: ``{"mode": "executor" | "sdk", "n", "concurrency", "model", "api_base", "api_key", "db"}``
+(``db``: a SQLite file path or a ``postgresql://`` URL).
 ``executor``: the proxy's batch executor on a SQLite file (lines inserted first, not timed; then timed from
 start to the batch's end). ``sdk``: ``batch_completion`` of the same prompts. Prints one JSON line:
 wall seconds, lines, failures, CPU seconds and the process's peak RSS.
@@ -29,7 +30,8 @@ async def _executor(args: dict[str, Any]) -> dict[str, Any]:
     from llmplex.store import Store
 
     n, model = args["n"], args["model"]
-    store = Store(f"sqlite:///{args['db']}")
+    db = args["db"]
+    store = Store(db if "://" in db else f"sqlite:///{db}")
     await store.open()
     jobs = JobStore(store)
     now = time.time()
