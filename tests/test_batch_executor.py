@@ -145,3 +145,30 @@ async def test_a_dead_claim_returns_after_its_lease(
         assert (batch["completed"], batch["failed"]) == (19, 1)
     finally:
         await store.close()
+
+
+async def test_a_clean_stop_gives_its_claims_back(sqlite_url: str, client: AsyncClient, emulator: Any) -> None:
+    store = Store(sqlite_url)
+    await store.open()
+    try:
+        jobs = JobStore(store)
+        await _new_batch(jobs, "batch_d", 40, model="m-delay-300")
+        executor = Executor(jobs, emulator_send(client, emulator), ExecutorSettings(concurrency=4, lease_seconds=600))
+        executor.start()
+        deadline = time.monotonic() + 10
+        while executor.sent < 4:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.01)
+        await executor.stop()
+        async with store.read() as conn:
+            rows = (await conn.execute(batch_lines.select().where(batch_lines.c.state == 1))).all()
+        assert rows == []  # nothing waits for a 600 s lease: the next start takes them at once
+        again = Executor(jobs, emulator_send(client, emulator), ExecutorSettings(concurrency=40))
+        again.start()
+        try:
+            batch = await _until_ended(jobs, "batch_d")
+        finally:
+            await again.stop()
+        assert (batch["completed"], batch["failed"]) == (39, 1)
+    finally:
+        await store.close()

@@ -74,7 +74,8 @@ class Executor:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         with contextlib.suppress(StoreUnavailable):
-            await self._flush()  # what finished is kept; lines still in flight return after their lease
+            await self._flush()  # what finished is kept
+            await self.jobs.release(self.owner)  # what did not runs again at once (after a kill: after the lease)
 
     async def _claim_loop(self) -> None:
         backoff = 0.1

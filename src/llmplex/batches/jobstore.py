@@ -158,6 +158,15 @@ class JobStore:
                 .values(lease_until=time.time() + lease)
             )
 
+    async def release(self, owner: str) -> None:
+        """Give back this owner's unfinished claims (a clean shutdown): they run again without waiting for the lease."""
+        async with self.store.transaction() as conn:
+            await conn.execute(
+                update(batch_lines)
+                .where(batch_lines.c.lease_owner == owner, batch_lines.c.state == RUNNING)
+                .values(state=PENDING, lease_owner=None, lease_until=None)
+            )
+
     async def finish(self, owner: str, results: Sequence[LineResult]) -> None:
         lines = batch_lines.c
         statement = (

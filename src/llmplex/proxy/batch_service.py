@@ -78,6 +78,7 @@ class BatchService:
         self.jobs: JobStore | None = None
         self.executor: Executor | None = None
         self._lock = asyncio.Lock()
+        self._opening: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """At startup: resume batches when a database is configured or already exists (in the background)."""
@@ -163,7 +164,7 @@ class BatchService:
             self.executor.wake()
 
     async def aclose(self) -> None:
-        opening = getattr(self, "_opening", None)
+        opening = self._opening
         if opening is not None:
             opening.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
