@@ -91,8 +91,8 @@ async def test_over_the_limits_the_job_spans_several_batches(
 def test_chunks_respect_requests_and_bytes() -> None:
     lines = [{"custom_id": str(i), "body": {"x": "y" * 10}} for i in range(7)]
     size = len(b'{"custom_id":"0","body":{"x":"yyyyyyyyyy"}}') + 1
-    assert job_module._chunks(lines, 3, 10**9) == [(0, 3), (3, 6), (6, 7)]
-    assert job_module._chunks(lines, 100, size * 2) == [(0, 2), (2, 4), (4, 6), (6, 7)]
+    assert job_module.split_lines(lines, 3, 10**9) == [(0, 3), (3, 6), (6, 7)]
+    assert job_module.split_lines(lines, 100, size * 2) == [(0, 2), (2, 4), (4, 6), (6, 7)]
 
 
 async def test_checkpoint_resumes_the_same_provider_job(client: AsyncClient, emulator: Any, tmp_path: Path) -> None:

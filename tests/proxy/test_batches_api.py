@@ -207,3 +207,36 @@ async def test_batch_lines_leave_live_traffic_its_share_of_the_rate_limits(
     with openai.OpenAI(base_url=proxy.base, api_key="none", max_retries=0) as client:
         final = await asyncio.to_thread(_wait, client, batch.id)
     assert final.request_counts.completed == 21 and final.request_counts.failed == 0  # waited, never failed
+
+
+def test_native_batch_api_for_a_listed_group(proxy_factory: Factory, emulator: Any, tmp_path: Path) -> None:
+    config = {
+        "model_list": [
+            openai_model("native", "nat-polls-2", emulator.openai_base),
+            {
+                "model_name": "claude",
+                "litellm_params": {"model": "anthropic/claude-x", "api_base": emulator.url, "api_key": "k"},
+            },
+        ],
+        "llmplex_settings": {
+            "data_dir": str(tmp_path),
+            "native_batches": ["native", "claude"],
+            "batch_native_poll_seconds": 0.1,
+        },
+    }
+    proxy = proxy_factory(config)
+    emulator.reset()
+    with openai.OpenAI(base_url=proxy.base, api_key="none", max_retries=0) as client:
+        for group in ("native", "claude"):
+            data = _jsonl([(f"{group}{i}", group) for i in range(5)])
+            uploaded = client.files.create(file=("in.jsonl", io.BytesIO(data)), purpose="batch")
+            batch = client.batches.create(
+                input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
+            )
+            final = _wait(client, batch.id)
+            assert final.status == "completed" and final.request_counts.completed == 5, final
+            out = [json.loads(line) for line in client.files.content(final.output_file_id).text.splitlines()]
+            assert [line["custom_id"] for line in out] == [f"{group}{i}" for i in range(5)]
+            assert out[2]["response"]["body"]["choices"][0]["message"]["content"] == f"Echo: say {group}2"
+    # answered by the providers' batch APIs: not one request reached the live chat routes
+    assert emulator.stats()["received"] == 0

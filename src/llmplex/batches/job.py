@@ -32,7 +32,7 @@ from llmplex.types import ModelResponse
 if TYPE_CHECKING:
     from llmplex.client import AsyncClient
 
-__all__ = ["BatchJob", "JobStatus", "batch_completion_api", "submit_batch_completion"]
+__all__ = ["BatchJob", "JobStatus", "batch_completion_api", "split_lines", "submit_batch_completion"]
 
 _ID_PREFIX = "llmplex-batch"
 _SETTINGS = CALL_SETTINGS | {"files_dir"}
@@ -189,7 +189,7 @@ def _fingerprint(model: str, conversations: list[list[dict[str, Any]]], params: 
     return digest.hexdigest()
 
 
-def _chunks(lines: list[dict[str, Any]], max_requests: int, max_bytes: int) -> list[tuple[int, int]]:
+def split_lines(lines: list[dict[str, Any]], max_requests: int, max_bytes: int) -> list[tuple[int, int]]:
     """``[start, end)`` ranges of ``lines`` within the provider's per-batch limits."""
     ranges = []
     start, size = 0, 0
@@ -265,7 +265,7 @@ async def submit_batch_completion(
         saved = await asyncio.to_thread(_read_checkpoint, path, fingerprint)
         if saved is not None:
             job = BatchJob.load(client, saved, **settings)
-    ranges = _chunks(lines, call.wire.max_requests, call.wire.max_bytes)
+    ranges = split_lines(lines, call.wire.max_requests, call.wire.max_bytes)
     for start, end in ranges[len(job.batch_ids) :]:  # after a crash mid-submission, only the rest
         batch = await submit_lines(call, lines[start:end], metadata)
         job.batch_ids.append(batch.id)

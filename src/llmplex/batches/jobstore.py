@@ -74,15 +74,40 @@ class JobStore:
 
     # --- batches ---------------------------------------------------------------------------------
 
-    async def create_batch(self, row: dict[str, Any], chunks: AsyncIterable[list[tuple[int, str, str]]]) -> None:
+    async def create_batch(
+        self,
+        row: dict[str, Any],
+        chunks: AsyncIterable[list[tuple[int, str, str]]],
+        claimed_by: str | None = None,
+    ) -> None:
         """The batch and all its lines (``(index, custom_id, body)`` chunks) in one transaction: a crash
-        leaves none of it."""
+        leaves none of it. ``claimed_by``: the lines start claimed by that owner, with no lease end (a
+        provider's native batch answers them; ``release`` hands back what it did not)."""
         batch_id = row["id"]
+        held = {} if claimed_by is None else {"state": RUNNING, "lease_owner": claimed_by, "lease_until": 1e18}
         async with self.store.transaction() as conn:
             await conn.execute(insert(batches).values(**row))
             async for chunk in chunks:
-                rows = [{"batch_id": batch_id, "idx": i, "custom_id": c, "body": b} for i, c, b in chunk]
+                rows = [{"batch_id": batch_id, "idx": i, "custom_id": c, "body": b, **held} for i, c, b in chunk]
                 await conn.execute(insert(batch_lines), rows)
+
+    async def set_native(self, batch_id: str, native: dict[str, Any] | None) -> None:
+        async with self.store.transaction() as conn:
+            await conn.execute(update(batches).where(batches.c.id == batch_id).values(native=native))
+
+    async def native_batches(self) -> list[dict[str, Any]]:
+        """Batches sent to a provider's batch API that have not ended."""
+        query = select(batches).where(
+            batches.c.native.is_not(None), batches.c.status.in_(("in_progress", "cancelling"))
+        )
+        async with self.store.read() as conn:
+            return [dict(r) for r in (await conn.execute(query)).mappings()]
+
+    async def line_indexes(self, batch_id: str) -> dict[str, int]:
+        """custom_id -> line index."""
+        query = select(batch_lines.c.custom_id, batch_lines.c.idx).where(batch_lines.c.batch_id == batch_id)
+        async with self.store.read() as conn:
+            return {r[0]: r[1] for r in await conn.execute(query)}
 
     async def get_batch(self, batch_id: str) -> dict[str, Any] | None:
         async with self.store.read() as conn:

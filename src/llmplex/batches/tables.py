@@ -44,6 +44,7 @@ batches = Table(
     Column("output_file_id", String(64), nullable=True),
     Column("error_file_id", String(64), nullable=True),
     Column("errors", JSON, nullable=True),
+    Column("native", JSON, nullable=True),  # provider batch ids when sent to a native batch API
     Column("created_at", Double, nullable=False),
     Column("in_progress_at", Double, nullable=True),
     Column("expires_at", Double, nullable=False),

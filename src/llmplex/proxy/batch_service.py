@@ -21,6 +21,7 @@ import orjson
 from llmplex.exceptions import RateLimitError
 from llmplex.proxy.config import ProxyConfig
 from llmplex.proxy.errors import ProxyError, error_dict, error_status
+from llmplex.proxy.native_batches import NativeBatches
 from llmplex.store.url import DEFAULT_DATA_DIR, database_url, sqlite_path
 
 if TYPE_CHECKING:
@@ -79,6 +80,7 @@ class BatchService:
         self.executor: Executor | None = None
         self._lock = asyncio.Lock()
         self._opening: asyncio.Task[None] | None = None
+        self.native = NativeBatches(router, config.native_batches, config.batch_native_poll_seconds, client)
 
     async def start(self) -> None:
         """At startup: resume batches when a database is configured or already exists (in the background)."""
@@ -121,6 +123,7 @@ class BatchService:
         )
         self.executor = Executor(self.jobs, self.send, settings)
         self.executor.start()
+        self.native.start(self.jobs, self.wake)
 
     async def send(self, body_text: str) -> tuple[int, str]:
         """One line through the Router, as a chat request would go; failures become OpenAI error bodies."""
@@ -169,6 +172,7 @@ class BatchService:
             opening.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await opening
+        await self.native.stop()
         if self.executor is not None:
             await self.executor.stop()
         if self.store is not None:

@@ -26,6 +26,7 @@ from llmplex.batches.input_file import MAX_FILE_BYTES, iter_lines, store_upload
 from llmplex.exceptions import BadRequestError
 from llmplex.proxy.batch_service import BatchService
 from llmplex.proxy.errors import ProxyError, error_response
+from llmplex.proxy.native_batches import native_owner
 from llmplex.proxy.routes import state_of
 
 __all__ = ["batch_routes"]
@@ -257,10 +258,11 @@ async def create_batch(request: Request) -> Response:
     if source is None or source["kind"] != "upload":
         raise ProxyError(400, f"input_file_id {file_id!r} is not an uploaded batch input file", param="input_file_id")
     path = Path(source["path"])
-    total = await asyncio.to_thread(_check_models, path, state.router.group_for)
+    total, groups = await asyncio.to_thread(_check_models, path, state.router.group_for)
     now = time.time()
-    row = {
-        "id": "batch_" + os.urandom(12).hex(),
+    batch_id = "batch_" + os.urandom(12).hex()
+    row: dict[str, Any] = {
+        "id": batch_id,
         "status": "in_progress",
         "endpoint": _ENDPOINT,
         "input_file_id": file_id,
@@ -271,22 +273,31 @@ async def create_batch(request: Request) -> Response:
         "in_progress_at": now,
         "expires_at": now + _WINDOW_SECONDS,
     }
-    await jobs.create_batch(row, _line_chunks(path))
-    _service(request).wake()
+    service = _service(request)
+    native = service.native.deployment_for(groups)
+    owner = None if native is None else native_owner(batch_id)
+    await jobs.create_batch(row, _line_chunks(path), claimed_by=owner)
+    if native is not None:  # the provider's own batch API (half price); its lines wait for the poller
+        lines = await asyncio.to_thread(lambda: [line for _, line in iter_lines(path)])
+        await service.native.submit(jobs, batch_id, native, lines)
+    service.wake()
     empty = dict.fromkeys(("errors", "output_file_id", "error_file_id", *_TIMES[2:]))
     return _json(_batch_object({**empty, **row, "completed": 0, "failed": 0}))
 
 
-def _check_models(path: Path, group_for: Callable[[str], str | None]) -> int:
-    """The number of lines; an unknown model is a 400 naming its line (blocking: run in a thread)."""
+def _check_models(path: Path, group_for: Callable[[str], str | None]) -> tuple[int, set[str]]:
+    """The number of lines and the groups they name; an unknown model is a 400 naming its line (blocking)."""
     count = 0
+    groups: set[str] = set()
     for number, line in iter_lines(path):
         model = line["body"]["model"]
-        if group_for(model) is None:
+        group = group_for(model)
+        if group is None:
             message = f"Invalid batch input, line {number}: unknown model {model!r}"
             raise BadRequestError(message, param="model", code="model_not_found")
+        groups.add(group)
         count += 1
-    return count
+    return count, groups
 
 
 def _chunked(path: Path, size: int = 2_000) -> Iterator[list[tuple[int, str, str]]]:

@@ -40,6 +40,7 @@ def upgrade() -> None:
         sa.Column("output_file_id", sa.String(64), nullable=True),
         sa.Column("error_file_id", sa.String(64), nullable=True),
         sa.Column("errors", sa.JSON, nullable=True),
+        sa.Column("native", sa.JSON, nullable=True),
         sa.Column("created_at", sa.Double, nullable=False),
         sa.Column("in_progress_at", sa.Double, nullable=True),
         sa.Column("expires_at", sa.Double, nullable=False),
