@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from llmplex.batches.jobstore import JobStore, LineResult
 from llmplex.batches.registry import BATCH_PROVIDERS
 from llmplex.providers import resolve_model
 
 if TYPE_CHECKING:
     from llmplex import AsyncClient
+    from llmplex.batches.jobstore import JobStore, LineResult
     from llmplex.router import Deployment, Router
 
 __all__ = ["NativeBatches", "native_owner"]
@@ -134,6 +134,8 @@ class NativeBatches:
 
 
 def _line_result(batch_id: str, indexes: dict[str, int], line: dict[str, Any]) -> LineResult | None:
+    from llmplex.batches.jobstore import LineResult  # SQLAlchemy: only once a database is open
+
     index = indexes.get(str(line.get("custom_id")))
     response = line.get("response")
     if index is None or not isinstance(response, dict):
