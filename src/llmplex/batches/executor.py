@@ -25,6 +25,8 @@ __all__ = ["Executor", "ExecutorSettings", "Send"]
 
 logger = logging.getLogger("llmplex.batches")
 
+_STOP_TIMEOUT = 10.0  # how long stop() waits for a loop to reach its next check (a slow database statement)
+
 # send(body JSON text) -> (HTTP status, response or OpenAI error body as JSON text)
 Send = Callable[[str], Awaitable[tuple[int, str]]]
 
@@ -51,6 +53,7 @@ class Executor:
         self._in_flight: set[asyncio.Task[None]] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
         self.sent = 0  # lines sent by this process (the kill test reads it)
 
     def start(self) -> None:
@@ -67,26 +70,47 @@ class Executor:
         self._wake.set()
 
     async def stop(self) -> None:
+        """Stop claiming, drop the sends in flight, keep what finished, give back what did not.
+
+        The loops stop at their next check rather than being cancelled: a task cancelled inside a database
+        transaction could leave that connection holding SQLite's write lock for the writes below."""
         tasks, self._tasks = self._tasks, []
-        for task in [*tasks, *self._in_flight]:
-            task.cancel()
-        for task in [*tasks, *self._in_flight]:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        self._stopping.set()
+        self._wake.set()
+        self._slot_freed.set()
+        in_flight = list(self._in_flight)
+        for task in in_flight:
+            task.cancel()  # an HTTP send: closing it is safe; its line is given back below
+        await asyncio.gather(*in_flight, return_exceptions=True)
+        if tasks:
+            _, late = await asyncio.wait(tasks, timeout=_STOP_TIMEOUT)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
         with contextlib.suppress(StoreUnavailable):
             await self._flush()  # what finished is kept
+        with contextlib.suppress(StoreUnavailable):
             await self.jobs.release(self.owner)  # what did not runs again at once (after a kill: after the lease)
+
+    async def _pause(self, seconds: float) -> bool:
+        """Sleep ``seconds`` unless stopping; True when stopping."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._stopping.wait()
+        return self._stopping.is_set()
 
     async def _claim_loop(self) -> None:
         backoff = 0.1
-        while True:
+        while not self._stopping.is_set():
             await self._room()
+            if self._stopping.is_set():
+                return
             try:
                 claimed = await self._claim()
                 backoff = 0.1
             except Exception as exc:  # the database (StoreUnavailable) or a bug: pause, never die
                 logger.warning("batch executor paused: %s", exc)
-                await asyncio.sleep(backoff)
+                await self._pause(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
             if not claimed:
@@ -96,6 +120,8 @@ class Executor:
                     async with asyncio.timeout(self.settings.idle_poll):
                         await self._wake.wait()
                 continue
+            if self._stopping.is_set():
+                return  # claimed while stopping: given back by stop()
             for line in claimed:  # never more than the free slots: each starts at once
                 task = asyncio.create_task(self._run(line))
                 self._in_flight.add(task)
@@ -106,7 +132,7 @@ class Executor:
         in the database than the lines cost to send."""
         settings = self.settings
         step = max(1, min(settings.claim_size, settings.concurrency // 4))
-        while settings.concurrency - len(self._in_flight) < step:
+        while settings.concurrency - len(self._in_flight) < step and not self._stopping.is_set():
             self._slot_freed.clear()
             await self._slot_freed.wait()
 
@@ -134,14 +160,13 @@ class Executor:
         self._touched.add(line.batch_id)
 
     async def _flush_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.flush_interval)
+        while not await self._pause(self.settings.flush_interval):
             try:
                 await self._flush()
                 await self._finalize()
             except Exception as exc:  # kept in memory and retried; a kill loses them, and their lines rerun
                 logger.warning("batch results not written yet: %s", exc)
-                await asyncio.sleep(1.0)
+                await self._pause(1.0)
 
     async def _flush(self) -> None:
         if not self._results:
@@ -160,8 +185,7 @@ class Executor:
                 logger.info("batch %s ended", batch_id)
 
     async def _renew_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.lease_seconds / 3)
+        while not await self._pause(self.settings.lease_seconds / 3):
             if self._in_flight:
                 with contextlib.suppress(StoreUnavailable):
                     await self.jobs.renew(self.owner, self.settings.lease_seconds)
