@@ -1,4 +1,4 @@
-"""The scenarios of issues 5, 6 (soak) and 7 (proxy-scale), in report order. Each is ``run(ctx, result)``."""
+"""The scenarios of issues 5, 6 (soak), 7 (proxy-scale) and 17 (hostile), in report order; each is ``run(ctx, r)``."""
 
 from __future__ import annotations
 
@@ -39,6 +39,7 @@ def registry() -> dict[str, tuple[str, Runner]]:
         batch_jobs,
         footprint,
         hedging,
+        hostile,
         proxy_latency,
         proxy_scale,
         proxy_streams,
@@ -58,5 +59,6 @@ def registry() -> dict[str, tuple[str, Runner]]:
         "proxy-scale": ("Proxy: Redis-backed rpm/tpm limits and a second worker", proxy_scale.run),
         "soak": ("Soak: RSS over 100,000 requests, mixed faulted load (llmplex only)", soak.run),
         "footprint": ("Footprint: import time, startup, memory, per-call CPU", footprint.run),
+        "hostile": ("Hostile upstreams: the proxy's health latency and RSS (issue 17)", hostile.run),
         "batch-jobs": ("Batch jobs: the proxy's executor vs batch_completion (SQLite)", batch_jobs.run),
     }
