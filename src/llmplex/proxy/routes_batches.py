@@ -25,8 +25,10 @@ from starlette.routing import Route
 from llmplex.batches.input_file import MAX_FILE_BYTES, iter_lines, store_upload
 from llmplex.exceptions import BadRequestError
 from llmplex.proxy.batch_service import BatchService
+from llmplex.proxy.disconnect import ClientDisconnected
 from llmplex.proxy.errors import ProxyError, error_response
 from llmplex.proxy.native_batches import native_owner
+from llmplex.proxy.request import read_body
 from llmplex.proxy.routes import state_of
 
 __all__ = ["batch_routes"]
@@ -35,6 +37,7 @@ _JSON = "application/json"
 _ENDPOINT = "/v1/chat/completions"
 _WINDOW = "24h"
 _WINDOW_SECONDS = 24 * 3600.0
+_MAX_CREATE_BODY = 64 * 1024  # a create request is a file id, a window and a little metadata
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -50,6 +53,8 @@ def _guarded(handler: Handler) -> Handler:
         try:
             state_of(request).auth.check(request.headers)
             return await handler(request)
+        except ClientDisconnected:
+            return Response(status_code=499)  # nobody left to answer (nginx's code, as the chat route does)
         except Exception as exc:
             if _is_outage(exc):
                 exc = ProxyError(503, "batch jobs are unavailable: the database cannot be reached")
@@ -249,8 +254,9 @@ def _create_params(body: Any) -> tuple[str, dict[str, str] | None]:
 async def create_batch(request: Request) -> Response:
     state = state_of(request)
     jobs = await _service(request).ready()
+    raw = await read_body(request, _MAX_CREATE_BODY, state.config.request_body_timeout, state.deadlines)
     try:
-        body = orjson.loads(await request.body())
+        body = orjson.loads(raw)
     except orjson.JSONDecodeError:
         raise ProxyError(400, "the request body is not valid JSON") from None
     file_id, metadata = _create_params(body)
