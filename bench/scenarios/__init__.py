@@ -36,6 +36,7 @@ Runner = Callable[[RunContext, ScenarioResult], None]
 
 def registry() -> dict[str, tuple[str, Runner]]:
     from bench.scenarios import (
+        batch_jobs,
         footprint,
         hedging,
         hostile,
@@ -65,4 +66,5 @@ def registry() -> dict[str, tuple[str, Runner]]:
         "soak": ("Soak: RSS over 100,000 requests, mixed faulted load (llmplex only)", soak.run),
         "footprint": ("Footprint: import time, startup, memory, per-call CPU", footprint.run),
         "hostile": ("Hostile upstreams: the proxy's health latency and RSS (issue 17)", hostile.run),
+        "batch-jobs": ("Batch jobs: the proxy's executor vs batch_completion (SQLite)", batch_jobs.run),
     }

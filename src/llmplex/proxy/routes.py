@@ -8,7 +8,7 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from starlette.requests import Request
@@ -42,6 +42,9 @@ from llmplex.router import Routed, Router
 from llmplex.router.racing import gather_all, position_labels, race
 from llmplex.router.support import unsupported_message
 
+if TYPE_CHECKING:
+    from llmplex.proxy.batch_service import BatchService
+
 __all__ = ["ProxyState", "chat_completions", "list_models", "state_of"]
 
 _JSON = "application/json"
@@ -63,6 +66,7 @@ class ProxyState:
     health: HealthChecker | None = None
     prices: dict[str, dict[str, float | int | None]] = field(default_factory=dict)  # model_id -> price-table facts
     routes_body: bytes = b""
+    batches: BatchService | None = None  # /v1/files and /v1/batches (routes_batches)
 
 
 def state_of(request: Request) -> ProxyState:
