@@ -23,6 +23,7 @@ from llmplex.cost import load_price_table
 from llmplex.proxy.access_log import ObservabilityMiddleware
 from llmplex.proxy.auth import Authenticator
 from llmplex.proxy.config import ProxyConfig, load_config, single_model_config
+from llmplex.proxy.keys.service import KeyService
 from llmplex.proxy.metrics import metrics_endpoint
 from llmplex.proxy.openapi import openapi_document
 from llmplex.proxy.routes import (
@@ -34,6 +35,7 @@ from llmplex.proxy.routes import (
     models_body,
     openapi,
 )
+from llmplex.proxy.routes_keys import key_routes
 from llmplex.proxy.routing import Router
 
 __all__ = ["CONFIG_ENV", "MODEL_ENV", "ProxyApp", "app_from_env", "create_app", "freeze_startup_objects"]
@@ -68,7 +70,9 @@ class ProxyApp:
 
 
 def create_app(config: ProxyConfig) -> ProxyApp:
-    state = ProxyState(config=config, router=Router(config), auth=Authenticator(config.master_key))
+    keys = KeyService(config) if config.master_key else None  # virtual keys need a master key to manage them
+    auth = Authenticator(config.master_key, keys.authenticate if keys is not None else None)
+    state = ProxyState(config=config, router=Router(config), auth=auth, keys=keys)
     state.models_body = models_body(config, state.created)
     state.openapi_body = orjson.dumps(openapi_document(config.model_names()))
 
@@ -78,12 +82,16 @@ def create_app(config: ProxyConfig) -> ProxyApp:
         # the price table takes ~0.25 s to import: in a thread, not on the loop at the first priced answer
         prices = asyncio.get_running_loop().run_in_executor(None, load_price_table)
         await state.router.start()  # the shared (Redis) router state connects here, in the serving loop
+        if keys is not None:
+            await keys.start()
         try:
             yield
         finally:
             client, state.client = state.client, None
             await client.aclose()
             await state.router.aclose()
+            if keys is not None:
+                await keys.close()
             await prices  # a thread cannot be cancelled; it finished long ago in any real run
 
     routes = [
@@ -95,6 +103,7 @@ def create_app(config: ProxyConfig) -> ProxyApp:
         Route("/health/readiness", health_readiness, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
+        *key_routes(),
     ]
     # x-request-id, in-flight gauge, request metrics and the access log, for every route
     observe = Middleware(ObservabilityMiddleware, metrics=state.metrics, routes=[r.path for r in routes])

@@ -23,6 +23,7 @@ from llmplex.proxy.auth import Authenticator
 from llmplex.proxy.config import ProxyConfig
 from llmplex.proxy.disconnect import ClientDisconnected, until_disconnect
 from llmplex.proxy.errors import ProxyError, error_response, slot_error
+from llmplex.proxy.keys.service import KeyService
 from llmplex.proxy.metrics import ProxyMetrics
 from llmplex.proxy.multi import gather_all, race
 from llmplex.proxy.request import ChatCall, parse_chat, read_body
@@ -39,6 +40,7 @@ class ProxyState:
     config: ProxyConfig
     router: Router
     auth: Authenticator
+    keys: KeyService | None = None  # virtual keys, users, teams, spend (on with a master key)
     client: AsyncClient | None = None
     models_body: bytes = b""
     openapi_body: bytes = b""
@@ -58,7 +60,7 @@ async def chat_completions(request: Request) -> Response | JSONBytesResponse | E
     record = record_of(request)
     labels: list[str] = []
     try:
-        state.auth.check(request.headers)
+        principal = state.auth.check(request.headers)
         config = state.config
         body = await read_body(request, config.max_request_body_bytes, config.request_body_timeout, state.deadlines)
         call = parse_chat(body, state.config.default_model)
@@ -70,9 +72,15 @@ async def chat_completions(request: Request) -> Response | JSONBytesResponse | E
         client = state.client
         if client is None:
             raise ProxyError(503, "the proxy is starting or stopping", type="service_unavailable")
+        keys, admission = state.keys, None
+        if principal is not None and keys is not None:  # a virtual key: models, budget, limits (cache only)
+            admission = await keys.before_request(principal, call.labels, record)
         # the client may leave while the upstream works: then the upstream call is cancelled at once
         work = _answer(state, client, call, groups, started, record)
-        return await until_disconnect(work, request.receive, _release)
+        answer = await until_disconnect(work, request.receive, _release)
+        if principal is not None and keys is not None:
+            answer.raw_headers += keys.charges.headers(principal, admission, record)
+        return answer
     except ClientDisconnected:
         return Response(status_code=499)
     except Exception as exc:  # every failure becomes an OpenAI-shaped error with the right status
@@ -243,15 +251,22 @@ async def _all(
 async def list_models(request: Request) -> Response:
     state = state_of(request)
     try:
-        state.auth.check(request.headers)
+        principal = state.auth.check(request.headers)
     except ProxyError as exc:
         return error_response(exc)
+    if principal is not None and state.keys is not None:  # only what this key may call
+        names = state.keys.visible_models(principal, state.config.model_names())
+        return Response(_models_json(names, state.created), media_type=_JSON)
     return Response(state.models_body, media_type=_JSON)
 
 
 def models_body(config: ProxyConfig, created: int) -> bytes:
+    return _models_json(config.model_names(), created)
+
+
+def _models_json(names: list[str], created: int) -> bytes:
     data: list[dict[str, Any]] = [
-        {"id": name, "object": "model", "created": created, "owned_by": "llmplex"} for name in config.model_names()
+        {"id": name, "object": "model", "created": created, "owned_by": "llmplex"} for name in names
     ]
     return orjson.dumps({"object": "list", "data": data})
 
@@ -263,7 +278,9 @@ async def health_liveliness(request: Request) -> Response:
 async def health_readiness(request: Request) -> Response:
     state = state_of(request)
     ready = state.client is not None
-    body = {"status": "healthy" if ready else "starting", "models": len(state.config.model_names())}
+    body: dict[str, Any] = {"status": "healthy" if ready else "starting", "models": len(state.config.model_names())}
+    if state.keys is not None:  # a database outage is reported, never fatal: inference keeps serving
+        body.update(state.keys.health())
     return Response(orjson.dumps(body), status_code=200 if ready else 503, media_type=_JSON)
 
 
