@@ -98,6 +98,7 @@ class Deployment:
     rpm: int | None = None
     tpm: int | None = None
     weight: float | None = None
+    access_groups: tuple[str, ...] = ()  # model_info.access_groups: what a virtual key's `models` may name
 
     @property
     def api_base(self) -> str | None:
@@ -271,9 +272,12 @@ def _deployment(check: Checker, raw: Any, path: str) -> Deployment | None:
         raise check.doc.error(join(params_path, "model"), exc.message) from None
     info = check.mapping(entry.get("model_info") or {}, join(path, "model_info"))
     for key in info:
-        if key != "id":
+        if key not in ("id", "access_groups"):
             check.ignored(join(join(path, "model_info"), key))
     model_id = check.optional(info, join(path, "model_info.id"), str) or _derived_id(name, params)
+    groups = check.optional(info, join(path, "model_info.access_groups"), list) or []
+    if not all(isinstance(g, str) for g in groups):
+        raise check.doc.error(join(path, "model_info.access_groups"), "must be a list of group names")
     rpm = check.optional(params, join(params_path, "rpm"), int, minimum=1)
     tpm = check.optional(params, join(params_path, "tpm"), int, minimum=1)
     weight = check.optional(params, join(params_path, "weight"), float, minimum=0.0)
@@ -286,6 +290,7 @@ def _deployment(check: Checker, raw: Any, path: str) -> Deployment | None:
         rpm=rpm,
         tpm=tpm,
         weight=weight,
+        access_groups=tuple(groups),
     )
 
 

@@ -37,6 +37,11 @@ TABLES: dict[Kind, Table] = {"key": keys, "user": users, "team": teams}
 ID_COLUMN: dict[Kind, str] = {"key": "token", "user": "user_id", "team": "team_id"}
 
 
+def _plain(row: Mapping[Any, Any]) -> dict[str, Any]:
+    # column names come back as ``quoted_name`` (a str subclass that orjson will not take as a key)
+    return {str(k): v for k, v in row.items()}
+
+
 def _id(kind: Kind) -> ColumnElement[Any]:
     return TABLES[kind].c[ID_COLUMN[kind]]
 
@@ -47,7 +52,7 @@ async def insert_row(conn: AsyncConnection, kind: Kind, row: Mapping[str, Any]) 
 
 async def get_row(conn: AsyncConnection, kind: Kind, id_: str) -> dict[str, Any] | None:
     found = (await conn.execute(select(TABLES[kind]).where(_id(kind) == id_))).mappings().first()
-    return dict(found) if found is not None else None
+    return _plain(found) if found is not None else None
 
 
 async def rows_where(conn: AsyncConnection, kind: Kind, **equals: Any) -> list[dict[str, Any]]:
@@ -55,7 +60,7 @@ async def rows_where(conn: AsyncConnection, kind: Kind, **equals: Any) -> list[d
     query = select(table)
     for column, value in equals.items():
         query = query.where(table.c[column] == value)
-    return [dict(r) for r in (await conn.execute(query)).mappings()]
+    return [_plain(r) for r in (await conn.execute(query)).mappings()]
 
 
 async def update_row(conn: AsyncConnection, kind: Kind, id_: str, values: Mapping[str, Any]) -> bool:
@@ -81,7 +86,7 @@ async def list_keys(
     total = (await conn.execute(select(func.count()).select_from(keys).where(*conditions))).scalar_one()
     query = select(keys).where(*conditions).order_by(keys.c.created_at.desc(), keys.c.token)
     rows = (await conn.execute(query.limit(size).offset((page - 1) * size))).mappings()
-    return [dict(r) for r in rows], int(total)
+    return [_plain(r) for r in rows], int(total)
 
 
 async def bump_epoch(conn: AsyncConnection) -> None:
@@ -99,7 +104,7 @@ async def load_all(conn: AsyncConnection) -> tuple[int, list[Entity]]:
     epoch = await read_epoch(conn)
     entities: list[Entity] = []
     for kind in ("team", "user", "key"):
-        entities += [entity_of(kind, dict(r)) for r in (await conn.execute(select(TABLES[kind]))).mappings()]
+        entities += [entity_of(kind, r) for r in (await conn.execute(select(TABLES[kind]))).mappings()]
     return epoch, entities
 
 
@@ -164,4 +169,4 @@ async def query_logs(
     if end is not None:
         query = query.where(spend_logs.c.start_time < end)
     query = query.order_by(spend_logs.c.start_time.desc()).limit(limit)
-    return [dict(r) for r in (await conn.execute(query)).mappings()]
+    return [_plain(r) for r in (await conn.execute(query)).mappings()]

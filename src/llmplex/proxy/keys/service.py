@@ -301,7 +301,7 @@ def _access_groups(config: ProxyConfig) -> dict[str, tuple[str, ...]]:
     """Public model name -> the access groups it belongs to (``model_info.access_groups``), aliases included."""
     groups: dict[str, set[str]] = {}
     for deployment in config.deployments:
-        groups.setdefault(deployment.model_name, set()).update(getattr(deployment, "access_groups", ()))
+        groups.setdefault(deployment.model_name, set()).update(deployment.access_groups)
     for alias, target in config.router.model_group_alias.items():
         groups.setdefault(alias, set()).update(groups.get(target, set()))
     return {name: tuple(sorted(found)) for name, found in groups.items()}
