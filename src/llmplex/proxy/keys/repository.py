@@ -104,7 +104,7 @@ async def load_all(conn: AsyncConnection) -> tuple[int, list[Entity]]:
     epoch = await read_epoch(conn)
     entities: list[Entity] = []
     for kind in ("team", "user", "key"):
-        entities += [entity_of(kind, r) for r in (await conn.execute(select(TABLES[kind]))).mappings()]
+        entities += [entity_of(kind, _plain(r)) for r in (await conn.execute(select(TABLES[kind]))).mappings()]
     return epoch, entities
 
 
