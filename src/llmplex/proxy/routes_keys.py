@@ -22,6 +22,7 @@ from llmplex.proxy.keys.model import hash_key, token_of
 from llmplex.proxy.keys.service import KeyService
 from llmplex.proxy.request import read_body
 from llmplex.proxy.routes import state_of
+from llmplex.store.errors import StoreUnavailable
 
 __all__ = ["key_routes"]
 
@@ -54,6 +55,8 @@ def endpoint(handler: Handler, *, admin: bool = True) -> Callable[[Request], Awa
             if admin:
                 _require_master(request)
             answer = await handler(request, keys)
+        except StoreUnavailable as exc:  # the database went away mid-call: live traffic is unaffected
+            return error_response(ProxyError(503, f"The key database is unavailable: {exc}", type="no_db_connection"))
         except Exception as exc:  # every failure: an OpenAI-shaped error with its status
             return error_response(exc)
         return Response(orjson.dumps(answer), media_type="application/json")

@@ -86,14 +86,14 @@ class SpendWriter:
             try:
                 await self._write(dict(batch.amounts), batch.rows)
             except Exception as exc:  # the database is down or refused: keep everything for the next try
+                self._in_flight = None
                 self._restore(batch)
                 self.failures += 1
                 self.last_error = f"{type(exc).__name__}: {str(exc)[:200]}"
                 if self.failures == 1 or self.failures % 20 == 0:
                     logger.warning("spend not written (%s); %d rows buffered, retrying", self.last_error, self.buffered)
                 return False
-            finally:
-                self._in_flight = None
+            self._in_flight = None
             self.failures, self.last_error, self.last_success = 0, None, time.time()
             return True
 
