@@ -178,3 +178,9 @@ def test_emulator_imports_nothing_from_llmplex() -> None:
     files = source_files("emulator")
     assert files, "the emulator package exists"
     assert violations(files, lambda t: is_module(t, "llmplex") and not is_module(t, "llmplex.emulator")) == []
+
+
+def test_router_imports_nothing_from_the_proxy() -> None:
+    files = source_files("router")
+    assert files, "the router package exists"
+    assert violations(files, lambda t: is_module(t, "llmplex.proxy")) == []

@@ -46,6 +46,7 @@ from llmplex.exceptions import (
     UnsupportedParamsError,
 )
 from llmplex.providers import register_provider, resolve_model
+from llmplex.router import Router
 from llmplex.types import ModelResponse, ModelResponseStream, Usage
 
 __version__ = "0.1.0"
@@ -72,6 +73,7 @@ __all__ = [
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",
+    "Router",
     "ServiceUnavailableError",
     "StreamError",
     "SyncStream",

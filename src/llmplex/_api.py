@@ -15,7 +15,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from typing import Any
 
 from llmplex._streaming import CompletionStream
-from llmplex._sync import Client, SyncStream
+from llmplex._sync import Client, LoopThread, SyncStream
 from llmplex.client import AsyncClient
 from llmplex.types import ModelResponse
 
@@ -49,6 +49,11 @@ def _default_sync() -> Client:
                 atexit.register(_close_sync)
             client = _sync_client
     return client
+
+
+def background_loop() -> LoopThread:
+    """The SDK's one background loop (the default ``Client``'s): where blocking facades run their calls."""
+    return _default_sync().runner
 
 
 def _close_sync() -> None:

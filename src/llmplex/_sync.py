@@ -116,6 +116,11 @@ class Client:
     def async_client(self) -> AsyncClient:
         return self._async
 
+    @property
+    def runner(self) -> LoopThread:
+        """The background loop this client's calls run on."""
+        return self._runner
+
     def run(self, awaitable: Awaitable[T]) -> T:
         """Run any awaitable of this client's on its loop and return the result."""
 

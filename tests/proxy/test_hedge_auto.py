@@ -13,12 +13,12 @@ import pytest
 
 from llmplex._latency import MIN_SAMPLES
 from llmplex.proxy import ProxyConfig
-from llmplex.proxy.config import Deployment
-from llmplex.proxy.state import make_state
-from llmplex.proxy.state.shared import RedisState
+from llmplex.router.deployments import Deployment
+from llmplex.router.state import make_state
+from llmplex.router.state.shared import RedisState
 from tests.fixtures_emulator import EmulatorServer
 from tests.fixtures_proxy import ProxyServer, openai_model
-from tests.proxy.test_redis_state import REDIS_URL, delete_prefix, require_redis
+from tests.router.test_redis_state import REDIS_URL, delete_prefix, require_redis
 
 MESSAGES = [{"role": "user", "content": "hedge me"}]
 HEADER = "x-llmplex-hedge-delay-ms"
@@ -146,7 +146,10 @@ async def pair() -> AsyncIterator[tuple[RedisState, RedisState]]:
         },
         environ={},
     )
-    states = (make_state(config), make_state(config))
+    states = (
+        make_state(config.deployments, config.router, config.redis),
+        make_state(config.deployments, config.router, config.redis),
+    )
     assert isinstance(states[0], RedisState) and isinstance(states[1], RedisState)
     try:
         for state in states:

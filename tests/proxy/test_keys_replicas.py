@@ -17,8 +17,8 @@ import yaml
 
 from tests.fixtures_emulator import EmulatorServer
 from tests.proxy.keys_support import call, chat, keys_config
-from tests.proxy.test_redis_state import REDIS_URL, delete_prefix, require_redis
 from tests.proxy.test_scale_out import ProxyProcess
+from tests.router.test_redis_state import REDIS_URL, delete_prefix, require_redis
 
 WINDOW = 4.0  # seconds: the rpm window, short for the test
 

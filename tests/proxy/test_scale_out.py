@@ -25,7 +25,7 @@ import redis as sync_redis
 import yaml
 
 from tests.fixtures_emulator import EmulatorServer
-from tests.proxy.test_redis_state import REDIS_URL, at_window_start, delete_prefix, free_port, require_redis, server_ms
+from tests.router.test_redis_state import REDIS_URL, at_window_start, delete_prefix, free_port, require_redis, server_ms
 
 WINDOW = 4.0  # seconds: the rpm window, short for the test
 START_TIMEOUT = 20.0

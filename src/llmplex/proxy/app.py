@@ -36,7 +36,7 @@ from llmplex.proxy.routes import (
     openapi,
 )
 from llmplex.proxy.routes_keys import key_routes
-from llmplex.proxy.routing import Router
+from llmplex.router import Router
 
 __all__ = ["CONFIG_ENV", "MODEL_ENV", "ProxyApp", "app_from_env", "create_app", "freeze_startup_objects"]
 
@@ -71,8 +71,12 @@ class ProxyApp:
 
 def create_app(config: ProxyConfig) -> ProxyApp:
     keys = KeyService(config) if config.master_key else None  # virtual keys need a master key to manage them
-    auth = Authenticator(config.master_key, keys.authenticate if keys is not None else None)
-    state = ProxyState(config=config, router=Router(config), auth=auth, keys=keys)
+    state = ProxyState(
+        config=config,
+        router=Router.from_settings(config.deployments, config.router, config.redis),
+        auth=Authenticator(config.master_key, keys.authenticate if keys is not None else None),
+        keys=keys,
+    )
     state.models_body = models_body(config, state.created)
     state.openapi_body = orjson.dumps(openapi_document(config.model_names()))
 

@@ -18,11 +18,11 @@ from collections.abc import Sequence
 from types import FrameType
 from typing import Any
 
+from llmplex.config_source import parse_yaml
 from llmplex.exceptions import ConfigError
 from llmplex.proxy import demo
 from llmplex.proxy.access_log import log_config
 from llmplex.proxy.config import ProxyConfig, load_config, single_model_config
-from llmplex.proxy.yaml_source import parse_yaml
 
 __all__ = ["main"]
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from llmplex import AsyncClient, CompletionStream
 from llmplex._concurrency import RaceOutcome, gather_settled, race_first
-from llmplex.proxy.routing import Routed, Router
+from llmplex.router import Routed, Router
 
 __all__ = ["gather_all", "race"]
 
@@ -32,14 +32,14 @@ async def race(
 
     def contender(group: str, cut_off_after: float | None) -> Callable[[], Awaitable[Routed]]:
         async def run() -> Routed:
-            routed = await router.completion(client, group, messages, options, cut_off_after=cut_off_after)
+            routed = await router.route(client, group, messages, options, cut_off_after=cut_off_after)
             if stream:
                 await _first_token(routed.result)
             return routed
 
         return run
 
-    # a hedged primary cut off by its backup still tells its latency (at least the delay); see Router.completion
+    # a hedged primary cut off by its backup still tells its latency (at least the delay); see RoutingCore.route
     primary_cut_off = hedge_delay if hedge_delay and not stream else None
     factories = [contender(g, primary_cut_off if i == 0 else None) for i, g in enumerate(groups)]
     return await race_first(list(labels), factories, hedge_delay=hedge_delay, discard=_discard)
@@ -55,7 +55,7 @@ async def gather_all(
     """Every model, in order; a failed slot holds its exception."""
 
     def call(group: str) -> Callable[[], Awaitable[Routed]]:
-        return lambda: router.completion(client, group, messages, options)
+        return lambda: router.route(client, group, messages, options)
 
     return await gather_settled([call(g) for g in groups])
 

@@ -1,4 +1,4 @@
-"""Redis settings for router state shared by several workers and replicas.
+"""The config file's Redis settings (``router.settings.RedisSettings``): router state shared by workers and replicas.
 
 LiteLLM's places and names (``router_settings.redis_host`` / ``redis_port`` / ``redis_password`` /
 ``redis_url``, then the ``REDIS_*`` variables of the config's environment), plus llmplex's own
@@ -8,31 +8,15 @@ LiteLLM's places and names (``router_settings.redis_host`` / ``redis_port`` / ``
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
+from llmplex.config_checks import Checker
 from llmplex.exceptions import ConfigError
-from llmplex.proxy.config_checks import Checker
+from llmplex.router.settings import RedisSettings
 
 __all__ = ["OWN_SECTION", "RedisSettings", "redis_settings"]
 
 OWN_SECTION = "llmplex_settings"  # llmplex's own extensions live here so LiteLLM configs need no change
-
-
-@dataclass(frozen=True, slots=True)
-class RedisSettings:
-    """Shared router state for several workers/replicas: LiteLLM's redis_* settings plus llmplex's own."""
-
-    url: str | None = None  # redis_url / REDIS_URL; wins over host/port/password
-    host: str = "localhost"
-    port: int = 6379
-    password: str | None = None
-    key_prefix: str = "llmplex"
-    failure_mode: str = "open"  # "open": serve on local state while Redis is down; "closed": refuse limited calls
-    timeout: float = 0.1  # socket timeout in seconds: a slow Redis must never stall requests
-
-    def __repr__(self) -> str:  # never print the password (it may also sit inside the url)
-        return f"RedisSettings({'url' if self.url else f'{self.host}:{self.port}'}, prefix={self.key_prefix!r})"
 
 
 def redis_settings(

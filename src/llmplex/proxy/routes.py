@@ -27,8 +27,8 @@ from llmplex.proxy.keys.service import KeyService
 from llmplex.proxy.metrics import ProxyMetrics
 from llmplex.proxy.multi import gather_all, race
 from llmplex.proxy.request import ChatCall, parse_chat, read_body
-from llmplex.proxy.routing import Routed, Router
 from llmplex.proxy.streaming import EventStreamResponse
+from llmplex.router import Routed, Router
 
 __all__ = ["ProxyState", "chat_completions", "health_liveliness", "health_readiness", "list_models"]
 
@@ -98,7 +98,7 @@ async def _answer(
     record: RequestRecord | None,
 ) -> Response | JSONBytesResponse | EventStreamResponse:
     if len(groups) == 1:
-        routed = await state.router.completion(client, groups[0], call.messages, call.options)
+        routed = await state.router.route(client, groups[0], call.messages, call.options)
         return _single(routed, call.labels[0], record=record)
     if call.fastest:
         return await _fastest(state, client, call, groups, started, record)

@@ -14,11 +14,12 @@ import time
 from typing import TYPE_CHECKING
 
 from llmplex.cost import price
-from llmplex.proxy.config import Deployment, ProxyConfig
+from llmplex.proxy.config import ProxyConfig
 from llmplex.proxy.errors import ProxyError
 from llmplex.proxy.keys.limits import Admission
 from llmplex.proxy.keys.model import Entity, Principal, duration_seconds
 from llmplex.relayed import RelayedResponse
+from llmplex.router.deployments import Deployment
 
 if TYPE_CHECKING:
     from llmplex.proxy.access_log import RequestRecord

@@ -12,7 +12,8 @@ import time
 from collections.abc import Callable, Sequence
 
 from llmplex._latency import LatencyWindow
-from llmplex.proxy.config import Deployment, RouterSettings
+from llmplex.router.deployments import Deployment
+from llmplex.router.settings import RouterSettings
 
 __all__ = ["FAIL_WINDOW", "LocalState", "RouterState", "Stats"]
 

@@ -22,8 +22,8 @@ import redis as sync_redis
 
 from llmplex.exceptions import ConfigError, ServiceUnavailableError
 from llmplex.proxy import ProxyConfig
-from llmplex.proxy.state import LocalState, make_state
-from llmplex.proxy.state.shared import RedisState
+from llmplex.router.state import LocalState, make_state
+from llmplex.router.state.shared import RedisState
 
 REDIS_URL = os.environ.get("REDIS_TEST_URL", "redis://127.0.0.1:6379/0")
 
@@ -114,7 +114,7 @@ def config(prefix: str | None, *, redis: dict[str, Any] | None = None, **own: An
 async def pair(redis_prefix: str) -> AsyncIterator[tuple[RedisState, RedisState]]:
     """Two states on one prefix: two workers or replicas."""
     cfg = config(redis_prefix, redis_timeout_seconds=1.0)
-    states = (make_state(cfg), make_state(cfg))
+    states = (make_state(cfg.deployments, cfg.router, cfg.redis), make_state(cfg.deployments, cfg.router, cfg.redis))
     assert isinstance(states[0], RedisState) and isinstance(states[1], RedisState)
     for state in states:
         await state.start()
@@ -167,7 +167,7 @@ def test_bad_failure_mode_names_the_key() -> None:
 def test_without_redis_the_state_is_local() -> None:
     cfg = config(None, redis={})
     assert cfg.redis is None and cfg.router.rate_limit_window == 4.0
-    assert isinstance(make_state(cfg), LocalState)
+    assert isinstance(make_state(cfg.deployments, cfg.router, cfg.redis), LocalState)
 
 
 # shared behaviour
@@ -224,9 +224,9 @@ async def test_only_a_deployment_with_limits_costs_a_round_trip(pair: tuple[Redi
 
 async def test_unreachable_redis_fails_open_with_one_warning(caplog: pytest.LogCaptureFixture) -> None:
     cfg = config(None, redis={"redis_host": "127.0.0.1", "redis_port": free_port()})
-    state = make_state(cfg)
+    state = make_state(cfg.deployments, cfg.router, cfg.redis)
     assert isinstance(state, RedisState)
-    with caplog.at_level(logging.WARNING, logger="llmplex.proxy.state"):
+    with caplog.at_level(logging.WARNING, logger="llmplex.router.state"):
         await state.start()
         limited = state.deployments[0]
         results = [await state.admit(limited) for _ in range(7)]
@@ -241,7 +241,7 @@ async def test_unreachable_redis_fails_open_with_one_warning(caplog: pytest.LogC
 
 async def test_unreachable_redis_fails_closed_when_configured() -> None:
     cfg = config(None, redis={"redis_host": "127.0.0.1", "redis_port": free_port()}, redis_failure_mode="closed")
-    state = make_state(cfg)
+    state = make_state(cfg.deployments, cfg.router, cfg.redis)
     await state.start()
     try:
         with pytest.raises(ServiceUnavailableError, match="closed"):
@@ -260,7 +260,7 @@ async def test_a_hanging_redis_never_stalls_a_request() -> None:
     server = await asyncio.start_server(swallow, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     cfg = config(None, redis={"redis_host": "127.0.0.1", "redis_port": port})
-    state = make_state(cfg)
+    state = make_state(cfg.deployments, cfg.router, cfg.redis)
     try:
         await state.start()
         started = time.monotonic()

@@ -1,34 +1,37 @@
-"""Choosing a deployment inside a ``model_name`` group: strategies, retries, fallbacks, cooldowns, rpm/tpm.
+"""``RoutingCore``: one call routed inside a ``model_name`` group (pick, call, retry), then its fallbacks.
 
-Counters, cooldowns and statistics live in a ``RouterState`` (one per ``Router``, one router per app):
-in-process by default, shared by every worker and replica through Redis when it is configured.
-The SDK does the HTTP and retries nothing itself here (``num_retries=0``): retrying across
-deployments is the router's job.
+The engine under ``llmplex.Router`` (the SDK's LiteLLM-shaped API, ``router.py``) and the proxy,
+which calls ``route(client, group, messages, options)`` with its own ``AsyncClient``.
+Counters, cooldowns and statistics live in a ``RouterState`` (one per router): in-process by
+default, shared by every worker and replica through Redis when it is configured. The client does
+the HTTP and retries nothing itself here (``num_retries=0``): retrying across deployments is the
+router's job. Strategies are in ``strategies.py``; fallbacks, backoff and cooldown rules in ``fallbacks.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from llmplex import AsyncClient, CompletionStream, ModelResponse
 from llmplex._latency import DEFAULT_QUANTILE, auto_hedge_delay
 from llmplex._request import PreparedCall, prepare_call, resolve_prepared
+from llmplex._streaming import CompletionStream
+from llmplex.client import AsyncClient
 from llmplex.config import ClientConfig
-from llmplex.exceptions import APIError, BadRequestError, RateLimitError
-from llmplex.proxy.config import Deployment, ProxyConfig
-from llmplex.proxy.state import RouterState, make_state
+from llmplex.exceptions import APIError
 from llmplex.relayed import RelayedResponse
+from llmplex.router.deployments import Deployment
+from llmplex.router.fallbacks import backoff, counts_toward_cooldown, no_deployment, with_fallbacks
+from llmplex.router.settings import RedisSettings, RouterSettings
+from llmplex.router.state import RouterState, make_state
+from llmplex.router.strategies import choose
+from llmplex.types import ModelResponse
 
-__all__ = ["Routed", "Router"]
-
-_MAX_RETRY_SLEEP = 10.0
-_COOLDOWN_STATUSES = frozenset({401, 404, 408, 429})
+__all__ = ["Routed", "RoutingCore"]
 
 
 @dataclass(slots=True)
@@ -37,30 +40,32 @@ class Routed:
     deployment: Deployment
 
 
-class Router:
-    def __init__(
+class RoutingCore:
+    def _setup(
         self,
-        config: ProxyConfig,
+        deployments: Sequence[Deployment],
+        settings: RouterSettings,
+        redis: RedisSettings | None = None,
         *,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
         state: RouterState | None = None,
     ) -> None:
-        self.settings = config.router
+        self.settings = settings
+        self.redis = redis
+        self.deployments = tuple(deployments)
         self._clock = clock
         self._rng = rng or random.Random()
         self._groups: dict[str, list[Deployment]] = {}
-        for deployment in config.deployments:
+        for deployment in deployments:
             self._groups.setdefault(deployment.model_name, []).append(deployment)
-        self._aliases = dict(config.router.model_group_alias)
-        self.state = state or make_state(config, clock=clock)
+        self._aliases = dict(settings.model_group_alias)
+        self.state = state or make_state(deployments, settings, redis, clock=clock)
         self._prepared_calls: dict[int, tuple[ClientConfig, PreparedCall]] = {}
 
     async def start(self) -> None:
+        """Connect the shared state (Redis); call it inside the event loop that serves the requests."""
         await self.state.start()
-
-    async def aclose(self) -> None:
-        await self.state.close()
 
     def group_for(self, name: str) -> str | None:
         """The model_name group a public name refers to, or None."""
@@ -78,7 +83,7 @@ class Router:
         samples = [ms for d in self._groups[group] for ms in self.state.latency_samples(d)]
         return auto_hedge_delay(samples, quantile)
 
-    def completion(
+    def route(
         self,
         client: AsyncClient,
         group: str,
@@ -96,30 +101,7 @@ class Router:
         """
         if not self.settings.fallbacks.get(group):  # the common case, without a coroutine layer for fallbacks
             return self._call_group(client, group, messages, options, cut_off_after)
-        return self._with_fallbacks(client, group, messages, options, cut_off_after)
-
-    async def _with_fallbacks(
-        self,
-        client: AsyncClient,
-        group: str,
-        messages: list[dict[str, Any]],
-        options: Mapping[str, Any],
-        cut_off_after: float | None,
-    ) -> Routed:
-        try:
-            return await self._call_group(client, group, messages, options, cut_off_after)
-        except APIError as exc:
-            if isinstance(exc, BadRequestError) and exc.status_code == 400:
-                raise
-            for fallback in self.settings.fallbacks.get(group, ()):
-                target = self.group_for(fallback)
-                if target is None or target == group:
-                    continue
-                try:
-                    return await self._call_group(client, target, messages, options, cut_off_after)
-                except APIError:
-                    continue
-            raise
+        return with_fallbacks(self, client, group, messages, options, cut_off_after)
 
     async def _call_group(
         self,
@@ -145,7 +127,7 @@ class Router:
                 if attempt + 1 >= attempts or not exc.retryable:
                     raise
                 if not fresh:
-                    await self._backoff(attempt, exc)
+                    await backoff(attempt, exc, self._rng, self.settings.retry_after)
                 continue
             except asyncio.CancelledError:
                 elapsed = self._clock() - started
@@ -180,7 +162,7 @@ class Router:
                 return deployment
             wait = _min(wait, blocked)
             candidates.remove(deployment)
-        raise _no_deployment(group, wait)
+        raise no_deployment(group, wait)
 
     async def _pick(self, group: str, avoid: set[int]) -> Deployment:
         """A deployment that is not cooling down, admitted against its rpm/tpm window (counted)."""
@@ -192,7 +174,7 @@ class Router:
                 return deployment
             wait = _min(wait, blocked)  # another worker or replica filled the window meanwhile
             candidates.remove(deployment)
-        raise _no_deployment(group, wait)
+        raise no_deployment(group, wait)
 
     def _candidates(self, group: str) -> tuple[list[Deployment], float | None]:
         """The group's deployments not cooling down or over a limit, and the shortest wait among the others."""
@@ -210,28 +192,10 @@ class Router:
         if len(candidates) == 1:
             return candidates[0]
         fresh = [d for d in candidates if id(d) not in avoid] or candidates
-        return fresh[0] if len(fresh) == 1 else self._choose(fresh)
-
-    def _choose(self, deployments: Sequence[Deployment]) -> Deployment:
-        strategy = self.settings.routing_strategy
-        if strategy == "least-busy":
-            return self._lowest(deployments, self.state.in_flight)
-        if strategy == "latency-based-routing":
-            return self._lowest(deployments, lambda d: self.state.latency_ms(d) or 0.0)
-        if strategy.startswith("usage-based-routing"):
-            return self._lowest(deployments, self.state.tokens)
-        weights = _weights(deployments)
-        if weights is None:
-            return self._rng.choice(deployments)
-        return self._rng.choices(deployments, weights=weights, k=1)[0]
-
-    def _lowest(self, deployments: Sequence[Deployment], key: Callable[[Deployment], float]) -> Deployment:
-        scores = [key(d) for d in deployments]
-        best = min(scores)
-        return self._rng.choice([d for d, score in zip(deployments, scores, strict=True) if score == best])
+        return fresh[0] if len(fresh) == 1 else choose(self.settings.routing_strategy, fresh, self.state, self._rng)
 
     async def _failed(self, group: str, deployment: Deployment, exc: APIError) -> None:
-        if not (exc.retryable or exc.status_code in _COOLDOWN_STATUSES):
+        if not counts_toward_cooldown(exc):
             return
         # a group's only deployment is never cooled down: that would turn one failure into many
         await self.state.record_failure(deployment, may_cool_down=len(self._groups[group]) > 1)
@@ -246,32 +210,6 @@ class Router:
         else:
             tokens = result.usage.total_tokens if isinstance(result, ModelResponse) and result.usage is not None else 0
         self.state.record_success(deployment, (self._clock() - started) * 1000.0, tokens, whole=whole)
-
-    async def _backoff(self, attempt: int, exc: APIError) -> None:
-        delay = exc.retry_after if exc.retry_after else min(0.25 * 2**attempt, 4.0) * (1 - 0.25 * self._rng.random())
-        if delay > _MAX_RETRY_SLEEP:
-            raise exc
-        await asyncio.sleep(delay)
-
-
-def _no_deployment(group: str, wait: float | None) -> RateLimitError:
-    return RateLimitError(
-        f"No deployments available for model {group!r}: every deployment is at its rpm/tpm limit "
-        "or cooling down after failures",
-        model=group,
-        retry_after=math.ceil(wait) if wait else 1,
-    )
-
-
-def _weights(deployments: Sequence[Deployment]) -> list[float] | None:
-    for attr in ("weight", "rpm", "tpm"):
-        values = [getattr(d, attr) for d in deployments]
-        if any(v is not None for v in values):
-            known = [v for v in values if v is not None]
-            fill = sum(known) / len(known)  # a deployment without the setting gets the average share
-            weights = [float(fill if v is None else v) for v in values]
-            return weights if sum(weights) > 0 else None
-    return None
 
 
 def _min(a: float | None, b: float) -> float:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from llmplex.proxy.yaml_source import SourceDoc, join
+from llmplex.config_source import SourceDoc, join
 
 __all__ = ["Checker"]
 

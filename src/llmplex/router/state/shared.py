@@ -33,13 +33,14 @@ from redis.exceptions import RedisError
 
 from llmplex._latency import WINDOW
 from llmplex.exceptions import ServiceUnavailableError
-from llmplex.proxy.config import Deployment, RedisSettings, RouterSettings
-from llmplex.proxy.state import lua
-from llmplex.proxy.state.local import FAIL_WINDOW, RouterState
+from llmplex.router.deployments import Deployment
+from llmplex.router.settings import RedisSettings, RouterSettings
+from llmplex.router.state import lua
+from llmplex.router.state.local import FAIL_WINDOW, RouterState
 
 __all__ = ["SYNC_INTERVAL", "RedisState"]
 
-logger = logging.getLogger("llmplex.proxy.state")
+logger = logging.getLogger("llmplex.router.state")
 
 SYNC_INTERVAL = 0.2  # seconds between publishing/reading the shared statistics
 WARN_EVERY = 30.0  # seconds between "Redis is still unavailable" warnings

@@ -1,0 +1,282 @@
+"""``llmplex.Router``: LiteLLM's ``Router`` API over the routing core the proxy uses too.
+
+``Router(model_list=[...], ...)`` takes LiteLLM's constructor arguments; ``acompletion`` routes one
+call inside a ``model_name`` group (retries, cooldowns, rpm/tpm, fallbacks) and ``completion`` is
+its blocking twin on the SDK's one background loop. The proxy builds its router with
+``Router.from_settings(deployments, settings, redis)`` and calls ``route(...)`` with its own client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from types import MappingProxyType, TracebackType
+from typing import Any
+
+from llmplex._streaming import CompletionStream
+from llmplex._sync import SyncStream
+from llmplex.client import AsyncClient
+from llmplex.config import ClientConfig
+from llmplex.config_checks import Checker
+from llmplex.config_source import SourceDoc
+from llmplex.exceptions import BadRequestError, ConfigError, LLMplexError
+from llmplex.relayed import RelayedResponse
+from llmplex.router.core import RoutingCore
+from llmplex.router.deployments import Deployment, parse_model_list
+from llmplex.router.settings import ROUTING_STRATEGIES, RedisSettings, RouterSettings, parse_aliases, parse_fallbacks
+from llmplex.router.state import RouterState
+from llmplex.types import ModelResponse
+
+__all__ = ["Router"]
+
+logger = logging.getLogger("llmplex.router")
+
+_SOURCE = "Router"  # how ConfigError messages name the place: "Router: model_list[0].litellm_params.model: ..."
+_DEFAULT_TIMEOUT = 600.0  # seconds, when neither the Router nor the deployment sets one (as the proxy)
+
+
+class Router(RoutingCore):
+    """LiteLLM's ``Router``: load balancing, retries, cooldowns, rpm/tpm limits and fallbacks over a model_list.
+
+    Arguments are LiteLLM's (defaults too: ``num_retries=2``, ``allowed_fails=3``, ``cooldown_time=5``).
+    llmplex's own: ``redis_key_prefix`` (Redis keys of the shared state; routers sharing limits share
+    it), ``client``: an ``AsyncClient`` to send with (not closed by ``aclose``); by default the Router
+    makes its own on first use, in the running event loop. Other LiteLLM arguments are accepted
+    and ignored, with one warning naming them. ``context_window_fallbacks`` and
+    ``content_policy_fallbacks`` are checked and kept in ``settings`` but not acted on yet (such
+    errors follow ``fallbacks``); ``routing_strategy_args`` is kept but no strategy reads it yet.
+    """
+
+    def __init__(  # noqa: PLR0913 - LiteLLM's signature
+        self,
+        model_list: Sequence[Mapping[str, Any]] | None = None,
+        *,
+        routing_strategy: str = "simple-shuffle",
+        routing_strategy_args: Mapping[str, Any] | None = None,
+        num_retries: int | None = None,
+        timeout: float | None = None,
+        fallbacks: Sequence[Mapping[str, Any]] | None = None,
+        context_window_fallbacks: Sequence[Mapping[str, Any]] | None = None,
+        content_policy_fallbacks: Sequence[Mapping[str, Any]] | None = None,
+        allowed_fails: int | None = None,
+        cooldown_time: float | None = None,
+        retry_after: float = 0,
+        model_group_alias: Mapping[str, Any] | None = None,
+        default_litellm_params: Mapping[str, Any] | None = None,
+        redis_host: str | None = None,
+        redis_port: int | None = None,
+        redis_password: str | None = None,
+        redis_url: str | None = None,
+        redis_key_prefix: str = "llmplex",
+        client: AsyncClient | None = None,
+        **unknown: Any,
+    ) -> None:
+        args = {
+            "model_list": list(model_list) if isinstance(model_list, (list, tuple)) else model_list or [],
+            "routing_strategy": routing_strategy,
+            "routing_strategy_args": routing_strategy_args,
+            "num_retries": num_retries,
+            "timeout": timeout,
+            "fallbacks": fallbacks,
+            "context_window_fallbacks": context_window_fallbacks,
+            "content_policy_fallbacks": content_policy_fallbacks,
+            "allowed_fails": allowed_fails,
+            "cooldown_time": cooldown_time,
+            "retry_after": retry_after,
+            "model_group_alias": model_group_alias,
+            "default_litellm_params": default_litellm_params,
+            "redis_host": redis_host,
+            "redis_port": redis_port,
+            "redis_password": redis_password,
+            "redis_url": redis_url,
+            "redis_key_prefix": redis_key_prefix,
+        }
+        doc = SourceDoc(data=args, source=_SOURCE)
+        doc.resolve_env(os.environ)  # os.environ/VAR anywhere, as in a config file
+        check = Checker(doc)
+        deployments = parse_model_list(check, doc.data["model_list"])
+        settings, redis, defaults = _settings(check, doc.data, {d.model_name for d in deployments})
+        for warning in check.warnings():
+            logger.warning(warning)
+        if unknown:
+            logger.warning("llmplex.Router ignores these LiteLLM arguments (not supported yet): %s", ", ".join(unknown))
+        self._setup(deployments, settings, redis)
+        self._init_sdk(client, defaults)
+
+    @classmethod
+    def from_settings(
+        cls,
+        deployments: Sequence[Deployment],
+        settings: RouterSettings,
+        redis: RedisSettings | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+        state: RouterState | None = None,
+    ) -> Router:
+        """A router over parsed deployments and settings (the proxy's config builds these)."""
+        router = cls.__new__(cls)
+        router._setup(deployments, settings, redis, clock=clock, rng=rng, state=state)
+        router._init_sdk(None, {})
+        return router
+
+    def _init_sdk(self, client: AsyncClient | None, defaults: Mapping[str, Any]) -> None:
+        self._client = client
+        self._owns_client = client is None
+        self._loop: asyncio.AbstractEventLoop | None = None  # where the state started and the own client lives
+        self._opening: asyncio.Future[AsyncClient] | None = None
+        self._defaults = dict(defaults)
+
+    # --- LiteLLM's methods ------------------------------------------------------------------------
+
+    def get_model_names(self) -> list[str]:
+        """The ``model_name`` groups, in model_list order."""
+        return list(self._groups)
+
+    def get_model_list(self) -> list[dict[str, Any]]:
+        """The deployments as LiteLLM-shaped dicts (``os.environ/`` values resolved)."""
+        return [d.as_dict() for d in self.deployments]
+
+    async def acompletion(
+        self, model: str, messages: list[dict[str, Any]], stream: bool = False, **kwargs: Any
+    ) -> ModelResponse | CompletionStream:
+        """One chat completion routed in the ``model`` group (or alias); ``stream=True`` -> ``CompletionStream``."""
+        group = self.group_for(model)
+        if group is None:
+            raise self._unknown_group(model)
+        client = self._client
+        if client is None or self._loop is not asyncio.get_running_loop():
+            client = await self._open()
+        options = {**self._defaults, **kwargs, "stream": stream} if self._defaults else {**kwargs, "stream": stream}
+        routed = await self.route(client, group, messages, options)
+        result = routed.result
+        if isinstance(result, RelayedResponse):
+            return result.response()
+        return result
+
+    def completion(
+        self, model: str, messages: list[dict[str, Any]], stream: bool = False, **kwargs: Any
+    ) -> ModelResponse | SyncStream:
+        """``acompletion``, blocking, on the SDK's background loop (``stream=True`` -> a ``SyncStream``)."""
+        from llmplex._api import background_loop  # the SDK's blocking layer sits above the router
+
+        runner = background_loop()
+        result = runner.run(self.acompletion(model, messages, stream, **kwargs))
+        return SyncStream(runner, result) if isinstance(result, CompletionStream) else result
+
+    async def aclose(self) -> None:
+        """Close the shared state's connections and the Router's own client (never a client passed in)."""
+        client, self._client = (self._client, None) if self._owns_client else (None, self._client)
+        self._loop = self._opening = None
+        try:
+            await self.state.close()
+        finally:
+            if client is not None:
+                await client.aclose()
+
+    def close(self) -> None:
+        """``aclose`` for a Router used through the blocking methods."""
+        from llmplex._api import background_loop
+
+        if self._loop is None and self._client is None:
+            return  # never used: nothing to close
+        background_loop().run(self.aclose())
+
+    async def __aenter__(self) -> Router:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return f"Router(models={self.get_model_names()!r}, routing_strategy={self.settings.routing_strategy!r})"
+
+    # --- internals ---------------------------------------------------------------------------------
+
+    async def _open(self) -> AsyncClient:
+        """First use in this loop: start the state (Redis connects here) and make the client if it is ours."""
+        loop = asyncio.get_running_loop()
+        if self._loop is not None and self._loop is not loop:
+            raise LLMplexError(
+                "this Router is bound to another event loop (its first call ran there); use one Router per loop"
+            )
+        if self._opening is None:
+            self._loop = loop
+            self._opening = loop.create_future()
+            try:
+                await self.start()
+                if self._client is None:
+                    # the router retries across deployments, so the client itself does not retry
+                    timeout = self.settings.timeout or _DEFAULT_TIMEOUT
+                    self._client = AsyncClient(ClientConfig.from_env(num_retries=0, timeout=timeout))
+            except BaseException as exc:
+                self._opening.set_exception(exc)
+                self._opening.exception()  # retrieved here: later callers see the same error
+                self._loop = self._opening = None
+                raise
+            self._opening.set_result(self._client)
+        return await asyncio.shield(self._opening)
+
+    def _unknown_group(self, model: str) -> BadRequestError:
+        names = [*self._groups, *(a for a in self._aliases if a not in self.settings.hidden_aliases)]
+        return BadRequestError(
+            f"Invalid model name passed in model={model}. Available models: {', '.join(names)}",
+            model=model,
+            param="model",
+        )
+
+
+def _settings(
+    check: Checker, args: Mapping[str, Any], groups: set[str]
+) -> tuple[RouterSettings, RedisSettings | None, Mapping[str, Any]]:
+    strategy = check.optional(args, "routing_strategy", str) or "simple-shuffle"
+    if strategy not in ROUTING_STRATEGIES:
+        raise check.doc.error(
+            "routing_strategy", f"unknown strategy {strategy!r}; use one of {sorted(ROUTING_STRATEGIES)}"
+        )
+    aliases, hidden = parse_aliases(check, args["model_group_alias"], "model_group_alias", groups)
+    names = groups | set(aliases)
+    num_retries = check.optional(args, "num_retries", int, minimum=0)
+    allowed_fails = check.optional(args, "allowed_fails", int, minimum=0)
+    cooldown = check.optional(args, "cooldown_time", float, minimum=0.0)
+    settings = RouterSettings(
+        routing_strategy=strategy,
+        routing_strategy_args=MappingProxyType(
+            dict(check.mapping(args["routing_strategy_args"] or {}, "routing_strategy_args"))
+        ),
+        num_retries=2 if num_retries is None else num_retries,
+        timeout=check.optional(args, "timeout", float, minimum=0.001),
+        fallbacks=parse_fallbacks(check, args["fallbacks"], "fallbacks", names),
+        context_window_fallbacks=parse_fallbacks(
+            check, args["context_window_fallbacks"], "context_window_fallbacks", names
+        ),
+        content_policy_fallbacks=parse_fallbacks(
+            check, args["content_policy_fallbacks"], "content_policy_fallbacks", names
+        ),
+        allowed_fails=3 if allowed_fails is None else allowed_fails,
+        cooldown_time=5.0 if cooldown is None else cooldown,
+        retry_after=check.optional(args, "retry_after", float, minimum=0.0) or 0.0,
+        model_group_alias=MappingProxyType(aliases),
+        hidden_aliases=frozenset(hidden),
+    )
+    defaults = check.mapping(args["default_litellm_params"] or {}, "default_litellm_params")
+    url = check.optional(args, "redis_url", str)
+    host = check.optional(args, "redis_host", str)
+    redis = None
+    if url or host:
+        redis = RedisSettings(
+            url=url,
+            host=host or "localhost",
+            port=check.optional(args, "redis_port", int, minimum=1) or 6379,
+            password=check.optional(args, "redis_password", str),
+            key_prefix=check.required(args, "redis_key_prefix", str),
+        )
+    elif args["redis_port"] is not None or args["redis_password"] is not None:
+        raise ConfigError(f"{_SOURCE}: redis_port / redis_password need redis_host or redis_url")
+    return settings, redis, defaults

@@ -1,0 +1,87 @@
+"""The Router's own settings (LiteLLM's ``Router(...)`` arguments / ``router_settings``), and their checks.
+
+The proxy's config file and the SDK's ``Router(...)`` both build these; nothing here knows the proxy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from llmplex.config_checks import Checker
+from llmplex.config_source import join
+
+__all__ = ["ROUTING_STRATEGIES", "RedisSettings", "RouterSettings", "parse_aliases", "parse_fallbacks"]
+
+ROUTING_STRATEGIES = frozenset(
+    {"simple-shuffle", "least-busy", "latency-based-routing", "usage-based-routing", "usage-based-routing-v2"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RouterSettings:
+    routing_strategy: str = "simple-shuffle"
+    routing_strategy_args: Mapping[str, Any] = field(default_factory=dict)  # accepted; not used by any strategy yet
+    num_retries: int = 0
+    timeout: float | None = None
+    fallbacks: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # parsed and checked like ``fallbacks``, but not acted on yet: a context-window or content-policy
+    # error follows ``fallbacks`` like any other error
+    context_window_fallbacks: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    content_policy_fallbacks: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    allowed_fails: int = 3
+    cooldown_time: float = 5.0
+    retry_after: float = 0.0  # LiteLLM's minimum wait (seconds) before retrying a failed request
+    model_group_alias: Mapping[str, str] = field(default_factory=dict)
+    hidden_aliases: frozenset[str] = frozenset()
+    rate_limit_window: float = 60.0  # rpm/tpm window in seconds (llmplex_settings.rate_limit_window_seconds)
+
+
+@dataclass(frozen=True, slots=True)
+class RedisSettings:
+    """Shared router state for several workers/replicas: LiteLLM's redis_* settings plus llmplex's own."""
+
+    url: str | None = None  # redis_url / REDIS_URL; wins over host/port/password
+    host: str = "localhost"
+    port: int = 6379
+    password: str | None = None
+    key_prefix: str = "llmplex"
+    failure_mode: str = "open"  # "open": serve on local state while Redis is down; "closed": refuse limited calls
+    timeout: float = 0.1  # socket timeout in seconds: a slow Redis must never stall requests
+
+    def __repr__(self) -> str:  # never print the password (it may also sit inside the url)
+        return f"RedisSettings({'url' if self.url else f'{self.host}:{self.port}'}, prefix={self.key_prefix!r})"
+
+
+def parse_aliases(check: Checker, raw: Any, path: str, groups: set[str]) -> tuple[dict[str, str], set[str]]:
+    """``model_group_alias``: ``{alias: group}`` or ``{alias: {"model": group, "hidden": true}}``."""
+    aliases: dict[str, str] = {}
+    hidden: set[str] = set()
+    for alias, target in check.mapping(raw or {}, path).items():
+        where = join(path, alias)
+        if isinstance(target, dict):
+            if target.get("hidden") is True:
+                hidden.add(str(alias))
+            target = target.get("model")
+        if not isinstance(target, str) or target not in groups:
+            raise check.doc.error(where, f"alias target {target!r} is not a model_name in model_list")
+        aliases[str(alias)] = target
+    return aliases, hidden
+
+
+def parse_fallbacks(check: Checker, raw: Any, path: str, names: set[str]) -> dict[str, tuple[str, ...]]:
+    """LiteLLM's ``[{"group": ["fallback", ...]}, ...]``; every name must be a group or alias."""
+    result: dict[str, tuple[str, ...]] = {}
+    for i, item in enumerate(check.seq(raw or [], path)):
+        for group, targets in check.mapping(item, f"{path}[{i}]").items():
+            where = join(f"{path}[{i}]", group)
+            if isinstance(targets, str):
+                targets = [targets]
+            if not isinstance(targets, list) or not all(isinstance(t, str) for t in targets):
+                raise check.doc.error(where, "must be a list of model names")
+            for name in [group, *targets]:
+                if name not in names:
+                    raise check.doc.error(where, f"{name!r} is not a model_name in model_list")
+            result[str(group)] = tuple(targets)
+    return result
