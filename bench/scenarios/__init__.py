@@ -38,6 +38,7 @@ def registry() -> dict[str, tuple[str, Runner]]:
     from bench.scenarios import (
         footprint,
         hedging,
+        proxy_keys,
         proxy_latency,
         proxy_scale,
         proxy_streams,
@@ -55,6 +56,7 @@ def registry() -> dict[str, tuple[str, Runner]]:
         "proxy-latency": ("Proxy: added latency at concurrency 1", proxy_latency.run),
         "proxy-streams": ("Proxy: time to first token and many slow streams", proxy_streams.run),
         "proxy-scale": ("Proxy: Redis-backed rpm/tpm limits and a second worker", proxy_scale.run),
+        "proxy-keys": ("Proxy: virtual keys with spend tracking (SQLite, PostgreSQL)", proxy_keys.run),
         "soak": ("Soak: RSS over 100,000 requests, mixed faulted load (llmplex only)", soak.run),
         "footprint": ("Footprint: import time, startup, memory, per-call CPU", footprint.run),
     }

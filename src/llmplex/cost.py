@@ -7,6 +7,7 @@ response carries a ``HiddenParams`` dict whose ``response_cost`` is filled on fi
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 from llmplex.types import ModelResponse
@@ -51,11 +52,34 @@ def load_price_table() -> None:
     import genai_prices  # noqa: F401
 
 
+# A table lookup costs ~0.1-0.7 ms (it matches the model against every entry): a proxy pricing each answer
+# would spend most of its CPU there. Below this many tokens a model's price is linear (long-context
+# surcharges start at 128k), so its three coefficients are looked up once per hour and reused.
+_LINEAR_TOKENS = 100_000
+_RATES_TTL = 3600.0
+_rates: dict[tuple[str | None, str], tuple[float, float, float, float]] = {}
+
+
 def price(model: str, provider: str | None, prompt_tokens: int, completion_tokens: int) -> float:
     provider_id = _PROVIDER_IDS.get(provider or "", provider)
     key = (provider_id, model)
     if key in _unknown:
         return 0.0
+    if prompt_tokens + completion_tokens <= _LINEAR_TOKENS:
+        rates = _rates.get(key)
+        if rates is None or time.monotonic() - rates[3] > _RATES_TTL:
+            base = _exact(model, provider_id, 0, 0)
+            per_in = (_exact(model, provider_id, 1000, 0) - base) / 1000
+            per_out = (_exact(model, provider_id, 0, 1000) - base) / 1000
+            if key in _unknown:
+                return 0.0
+            rates = _rates[key] = (base, per_in, per_out, time.monotonic())
+        return rates[0] + rates[1] * prompt_tokens + rates[2] * completion_tokens
+    return _exact(model, provider_id, prompt_tokens, completion_tokens)
+
+
+def _exact(model: str, provider_id: str | None, prompt_tokens: int, completion_tokens: int) -> float:
+    key = (provider_id, model)
     from genai_prices import Usage, calc_price
 
     try:

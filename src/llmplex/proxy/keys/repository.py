@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import orjson
 from sqlalchemy import Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
@@ -140,10 +141,28 @@ async def add_spend(conn: AsyncConnection, amounts: Mapping[tuple[Kind, str], fl
             await conn.execute(stmt, params)
 
 
+_LOG_COLUMNS = tuple(c.name for c in spend_logs.columns)
+
+
 async def insert_logs(conn: AsyncConnection, rows: Iterable[Mapping[str, Any]]) -> None:
+    """Request-log rows in one driver-level executemany.
+
+    Core's executemany builds each row's parameters through the compiler (~35 us a row) and encodes JSON
+    with the stdlib; at a thousand requests a second that was most of the spend writer's CPU.
+    """
     batch = list(rows)
-    if batch:
-        await conn.execute(insert(spend_logs), batch)
+    if not batch:
+        return
+    dollar = conn.dialect.paramstyle == "numeric_dollar"  # asyncpg; SQLite takes qmark
+    marks = [f"${i}" if dollar else "?" for i in range(1, len(_LOG_COLUMNS) + 1)]
+    if dollar:  # the JSON column receives text: let PostgreSQL parse it
+        marks[_LOG_COLUMNS.index("metadata")] += "::text::json"
+    columns = ", ".join(f'"{c}"' for c in _LOG_COLUMNS)
+    sql = f"INSERT INTO {spend_logs.name} ({columns}) VALUES ({', '.join(marks)})"
+    params = [
+        tuple(orjson.dumps(row[c]).decode() if c == "metadata" else row.get(c) for c in _LOG_COLUMNS) for row in batch
+    ]
+    await conn.exec_driver_sql(sql, params)
 
 
 async def reset_budget(conn: AsyncConnection, kind: Kind, id_: str, was: float, next_reset: float) -> bool:
