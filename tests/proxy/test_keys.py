@@ -227,3 +227,31 @@ async def test_management_is_off_without_a_master_key(
     server = proxy_factory(config)
     status, answer, _ = await call(http, server.url, "/key/generate", {})
     assert status == 400 and "master_key" in answer["error"]["message"]
+
+
+async def test_tpm_budget_window_and_streamed_spend(proxy: ProxyServer, http: aiohttp.ClientSession) -> None:
+    _, thrifty, _ = await call(http, proxy.url, "/key/generate", {"tpm_limit": 5})
+    status, _, headers = await chat(http, proxy.url, thrifty["key"])  # admitted: 0 tokens so far; uses > 5
+    assert status == 200 and headers["x-ratelimit-limit-tokens"] == "5"
+    status, body, headers = await chat(http, proxy.url, thrifty["key"])
+    assert status == 429 and "Limit type: tokens" in body["error"]["message"] and int(headers["retry-after"]) >= 1
+
+    _, windowed, _ = await call(http, proxy.url, "/key/generate", {"max_budget": 1e-9, "budget_duration": "2s"})
+    assert (await chat(http, proxy.url, windowed["key"]))[0] == 200
+    assert (await chat(http, proxy.url, windowed["key"]))[0] == 422
+    await asyncio.sleep(2.1)  # the window ended: spend counts from zero again
+    assert (await chat(http, proxy.url, windowed["key"]))[0] == 200
+
+    _, streamer, _ = await call(http, proxy.url, "/key/generate", {})
+    async with sdk(proxy, streamer["key"]) as client:
+        stream = await client.chat.completions.create(
+            model="cheap", messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+        )
+        chunks = [chunk async for chunk in stream]
+    assert chunks[-1].usage is not None
+
+    async def charged() -> bool:
+        _, info, _ = await call(http, proxy.url, f"/key/info?key={streamer['token_id']}", None)
+        return bool(info["info"]["spend"] > 0)
+
+    await eventually(charged, 2.0)
