@@ -3,7 +3,7 @@
 The proxy builds one per app when a master key is set. ``start()`` (in the lifespan) opens the store
 when a ``database_url`` is configured or the default SQLite file exists (otherwise the first
 management write creates it, so a proxy without keys never imports SQLAlchemy), loads the cache and
-starts three background tasks: the cache refresher (polls the epoch row every 0.25 s, reloads on a
+starts three background tasks: the cache refresher (polls the epoch row every 0.1 s, reloads on a
 change and every 5 s for spend), the Redis listener (instant reloads when Redis is configured) and
 the spend writer. A database outage never reaches inference: known keys keep working from the
 cache, spend is buffered, and ``health()`` says what is wrong.
@@ -43,7 +43,7 @@ _CLOSE_TIMEOUT = 5.0
 
 
 class KeyService:
-    def __init__(self, config: ProxyConfig, *, refresh_interval: float = 0.25, full_reload_every: float = 5.0) -> None:
+    def __init__(self, config: ProxyConfig, *, refresh_interval: float = 0.1, full_reload_every: float = 5.0) -> None:
         self.config = config
         self.url = database_url(config.database_url, config.data_dir)
         self.configured = config.database_url is not None
