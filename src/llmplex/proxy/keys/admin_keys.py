@@ -76,10 +76,10 @@ class KeyAdmin:
             async with store.transaction() as conn:
                 await self._check_owner(conn, request)
                 await repo.insert_row(conn, "key", row)
-                await repo.bump_epoch(conn)
+                epoch = await repo.bump_epoch(conn)
         except IntegrityError:
             raise ProxyError(400, "key or key_alias already exists", param="key_alias") from None
-        await self.service.changed()
+        await self.service.changed(epoch, put=[row])
         return {**public(row, hide=("token",)), "key": key, "token": key, "token_id": row["token"]}
 
     async def update(self, request: UpdateKeyRequest) -> dict[str, Any]:
@@ -98,10 +98,10 @@ class KeyAdmin:
                     values["key_alias"] = request.key_alias
                 await self._check_owner(conn, request)
                 await repo.update_row(conn, "key", row["token"], values)
-                await repo.bump_epoch(conn)
+                epoch = await repo.bump_epoch(conn)
         except IntegrityError:
             raise ProxyError(400, "key_alias already exists", param="key_alias") from None
-        await self.service.changed()
+        await self.service.changed(epoch, put=[{**row, **values}])
         return {"key": request.key or row["token"], **public({**row, **values})}
 
     async def delete(self, request: DeleteKeysRequest) -> dict[str, Any]:
@@ -115,8 +115,8 @@ class KeyAdmin:
             missing = [name for token, name in wanted.items() if token not in deleted]
             if missing:  # LiteLLM refuses the whole call when a key does not exist; nothing is deleted
                 raise _not_found(f"Key not found in database: {len(missing)} of {len(wanted)} keys do not exist")
-            await repo.bump_epoch(conn)
-        await self.service.changed()
+            epoch = await repo.bump_epoch(conn)
+        await self.service.changed(epoch, removed=deleted)
         return {"deleted_keys": [wanted[t] for t in deleted]}
 
     async def info(self, key: str) -> dict[str, Any]:
@@ -144,8 +144,8 @@ class KeyAdmin:
             row = await self._find(conn, key)
             values = {"blocked": blocked, "updated_at": now()}
             await repo.update_row(conn, "key", row["token"], values)
-            await repo.bump_epoch(conn)
-        await self.service.changed()
+            epoch = await repo.bump_epoch(conn)
+        await self.service.changed(epoch, put=[{**row, **values}])
         return public({**row, **values})
 
     async def regenerate(self, key: str | None, request: RegenerateKeyRequest) -> dict[str, Any]:
@@ -164,9 +164,9 @@ class KeyAdmin:
                 row = await self._find(conn, key)
                 await repo.delete_rows(conn, "key", [row["token"]])
                 await repo.insert_row(conn, "key", {**row, **values})
-                await repo.bump_epoch(conn)
+                epoch = await repo.bump_epoch(conn)
         except IntegrityError:
             raise ProxyError(400, "new_key already exists", param="new_key") from None
-        await self.service.changed()
+        await self.service.changed(epoch, put=[{**row, **values}], removed=[row["token"]])
         merged = {**row, **values}
         return {**public(merged, hide=("token",)), "key": fresh, "token": fresh, "token_id": merged["token"]}

@@ -90,9 +90,15 @@ async def list_keys(
     return [_plain(r) for r in rows], int(total)
 
 
-async def bump_epoch(conn: AsyncConnection) -> None:
-    """Tell every replica's cache that keys, users or teams changed (they poll this one row)."""
-    await conn.execute(update(cache_epoch).where(cache_epoch.c.name == "keys").values(epoch=cache_epoch.c.epoch + 1))
+async def bump_epoch(conn: AsyncConnection) -> int:
+    """Tell every replica's cache that keys, users or teams changed (they poll this one row); the new epoch."""
+    stmt = (
+        update(cache_epoch)
+        .where(cache_epoch.c.name == "keys")
+        .values(epoch=cache_epoch.c.epoch + 1)
+        .returning(cache_epoch.c.epoch)
+    )
+    return int((await conn.execute(stmt)).scalar_one())
 
 
 async def read_epoch(conn: AsyncConnection) -> int:

@@ -194,9 +194,30 @@ class KeyService:
                 self._failed("Redis key-change channel unavailable (falling back to polling)", exc)
                 await asyncio.sleep(1.0)
 
-    async def changed(self) -> None:
-        """After a management write (which bumped the epoch in its transaction): reload here, tell the others."""
-        await self.reload()
+    async def changed(
+        self, epoch: int | None = None, *, put: Sequence[dict[str, Any]] = (), removed: Sequence[str] = ()
+    ) -> None:
+        """After a management write (which bumped the epoch in its transaction): update this cache, tell the others.
+
+        A key-only change that directly follows what the cache holds (``epoch`` = cached + 1) is applied in
+        place (``put`` key rows, ``removed`` tokens): a full reload costs O(keys). Anything else reloads.
+        """
+        incremental = False
+        async with self.writer.lock:
+            if epoch is not None and epoch == self.cache.epoch + 1:
+                from llmplex.proxy.keys import repository
+
+                incremental = True
+                unsent = self.writer.unsent()
+                for token in removed:
+                    self.cache.remove("key", token)
+                for row in put:
+                    entity = repository.entity_of("key", row)
+                    entity.spend += unsent.get(("key", entity.id), 0.0)
+                    self.cache.put(entity)
+                self.cache.epoch = epoch
+        if not incremental:
+            await self.reload()
         if self._redis is not None:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(1.0):
