@@ -115,8 +115,14 @@ class AsyncClient:
         assert call.endpoint is not None
         adapter = call.adapter
         http = adapter.build_request(call.request, call.endpoint)
+        started = asyncio.get_running_loop().time()
+        # waiting for the head past the first-token deadline is pointless: no token can come in time
         raw = await self._transport.open_stream(
-            http, adapter, call.request.model, timeout=call.timeout, num_retries=call.num_retries
+            http,
+            adapter,
+            call.request.model,
+            timeout=min(call.timeout, call.first_token_timeout),
+            num_retries=call.num_retries,
         )
         hidden = dict(call.hidden)
         hidden["api_base"] = call.endpoint.base_url
@@ -126,6 +132,9 @@ class AsyncClient:
             call.request,
             first_token_timeout=call.first_token_timeout,
             idle_timeout=call.idle_timeout,
+            total_timeout=call.timeout,
+            started=started,
+            max_event_bytes=self.config.max_stream_event_bytes,
             hidden_params=hidden,
             relay=relay,
         )
@@ -157,6 +166,11 @@ class AsyncClient:
         from llmplex import batch
 
         return await batch.batch_completion_models_all_responses(self, *args, **options)
+
+    async def open(self) -> None:
+        """Create the HTTP session now, in the running loop, instead of at the first request (which would
+        otherwise pay for importing the HTTP stack, ~0.1-0.3 s). Servers call it before they say ready."""
+        await self._transport.session()
 
     async def aclose(self) -> None:
         """Close the HTTP session; in-flight requests on it fail."""

@@ -17,6 +17,7 @@ from llmplex import AsyncClient, CompletionStream
 from llmplex._concurrency import RaceOutcome
 from llmplex._deadline import Deadlines
 from llmplex._latency import DEFAULT_QUANTILE
+from llmplex._redact import display_url
 from llmplex.exceptions import AllModelsFailedError, APIError
 from llmplex.proxy.access_log import RequestRecord, record_of
 from llmplex.proxy.auth import Authenticator
@@ -119,6 +120,7 @@ def _release(answer: Response | JSONBytesResponse | EventStreamResponse) -> None
 def _record_failure(record: RequestRecord, exc: Exception, labels: list[str]) -> None:
     if isinstance(exc, ProxyError):
         record.error = "ProxyError"
+        record.failed(exc)
         return
     record.error = type(exc).__name__
     if isinstance(exc, AllModelsFailedError):
@@ -126,6 +128,8 @@ def _record_failure(record: RequestRecord, exc: Exception, labels: list[str]) ->
             record.upstream_failed(labels[i] if i < len(labels) else record.model, member)
     elif isinstance(exc, APIError):
         record.upstream_failed(record.model, exc)
+    else:
+        record.failed(exc)
 
 
 def _group(state: ProxyState, name: str) -> str:
@@ -179,7 +183,7 @@ def _route_headers(label: str, model_id: str, api_base: str | None) -> tuple[tup
     """Which model and deployment answered, as raw header pairs (computed once per combination)."""
     headers = [(b"x-llmplex-model", _header_value(label)), (b"x-llmplex-model-id", _header_value(model_id))]
     if api_base:
-        headers.append((b"x-llmplex-api-base", _header_value(api_base.split("?", 1)[0])))
+        headers.append((b"x-llmplex-api-base", _header_value(display_url(api_base))))
     return tuple((name, value.encode("latin-1")) for name, value in headers)
 
 
@@ -285,4 +289,9 @@ async def health_readiness(request: Request) -> Response:
 
 
 async def openapi(request: Request) -> Response:
-    return Response(state_of(request).openapi_body, media_type=_JSON)
+    state = state_of(request)
+    try:
+        state.auth.check(request.headers)  # the document lists every model name, as /v1/models does
+    except ProxyError as exc:
+        return error_response(exc)
+    return Response(state.openapi_body, media_type=_JSON)

@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from llmplex.proxy.auth import presented_key
 from llmplex.proxy.errors import ProxyError, error_response
 from llmplex.proxy.keys import requests as bodies
 from llmplex.proxy.keys.model import hash_key, token_of
@@ -108,10 +109,10 @@ async def _info(request: Request, keys: KeyService) -> Any:
     auth = state_of(request).auth
     wanted = _query(request, "key")
     if not auth.is_master(request.headers):
-        own = auth.presented(request.headers)
+        own = presented_key(request.headers)
         if own is None:
             raise ProxyError(401, "Authentication Error, no API key passed.", type="auth_error")
-        if keys.authenticate(own) is None:  # expired or blocked keys raise their own 401
+        if keys.authenticate(own.encode("latin-1", "replace")) is None:  # expired or blocked keys raise their own 401
             raise ProxyError(401, "Authentication Error, Invalid API key provided.", type="auth_error")
         if wanted is not None and token_of(wanted) != hash_key(own):
             raise ProxyError(403, "You are not allowed to access this key's info.", type="auth_error", param="key")

@@ -33,9 +33,9 @@ _DURATION = re.compile(r"^\s*(\d+)\s*(mo|s|m|h|d|w)\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "mo": 30 * 86400}
 
 
-def hash_key(key: str) -> str:
-    """LiteLLM's stored form of a key: the sha256 hex digest (what authentication compares)."""
-    return hashlib.sha256(key.encode()).hexdigest()
+def hash_key(key: str | bytes) -> str:
+    """LiteLLM's stored form of a key: the sha256 hex digest of its UTF-8 bytes (what authentication compares)."""
+    return hashlib.sha256(key if isinstance(key, bytes) else key.encode()).hexdigest()
 
 
 def token_of(key_or_hash: str) -> str:

@@ -242,7 +242,7 @@ class KeyService:
 
     # the request path
 
-    def authenticate(self, api_key: str) -> Principal | None:
+    def authenticate(self, api_key: bytes) -> Principal | None:
         """The caller of a virtual key; None for an unknown key (the authenticator's own 401); a 401 for an
         expired or blocked key (LiteLLM's messages). A cache lookup: never touches the database."""
         principal = self.cache.principal(hash_key(api_key))
