@@ -71,7 +71,7 @@ class Store:
                 self.url,
                 pool_size=self._pool_size,
                 max_overflow=self._pool_size,
-                pool_pre_ping=True,
+                pool_pre_ping=False,  # a dead connection fails its statement (StoreUnavailable); callers retry
                 connect_args={"timeout": self._connect_timeout, "command_timeout": 30},
             )
         self._engine = engine
