@@ -55,7 +55,11 @@ async def test_a_database_outage_never_fails_inference(
 
         async def reported() -> bool:
             _, health, _ = await call(http, proxy.url, "/health/readiness", None)
-            return bool(health["db_state"] == "unavailable" and health["db"] == "Not connected" and health["spend_buffered_rows"] > 0)
+            return bool(
+                health["db_state"] == "unavailable"
+                and health["db"] == "Not connected"
+                and health["spend_buffered_rows"] > 0
+            )
 
         await eventually(reported, 10.0)
         status, body, _ = await call(http, proxy.url, "/key/generate", {})
