@@ -22,13 +22,15 @@ from llmplex._request import PreparedCall, prepare_call, resolve_prepared
 from llmplex._streaming import CompletionStream
 from llmplex.client import AsyncClient
 from llmplex.config import ClientConfig
-from llmplex.exceptions import APIError
+from llmplex.exceptions import APIError, BadRequestError
 from llmplex.relayed import RelayedResponse
+from llmplex.router.admission import WaitingLine
 from llmplex.router.deployments import Deployment
-from llmplex.router.fallbacks import backoff, counts_toward_cooldown, no_deployment, with_fallbacks
+from llmplex.router.fallbacks import backoff, counts_toward_cooldown, no_deployment, queue_bound, with_fallbacks
 from llmplex.router.settings import RedisSettings, RouterSettings
 from llmplex.router.state import RouterState, make_state
 from llmplex.router.strategies import choose
+from llmplex.router.stream_failover import first_content
 from llmplex.types import ModelResponse
 
 __all__ = ["Routed", "RoutingCore"]
@@ -62,6 +64,10 @@ class RoutingCore:
         self._aliases = dict(settings.model_group_alias)
         self.state = state or make_state(deployments, settings, redis, clock=clock)
         self._prepared_calls: dict[int, tuple[ClientConfig, PreparedCall]] = {}
+        self._lines: dict[str, WaitingLine] = {}  # groups with requests waiting for capacity
+        self._with_fallbacks = frozenset(
+            [*settings.fallbacks, *settings.context_window_fallbacks, *settings.content_policy_fallbacks]
+        )
 
     async def start(self) -> None:
         """Connect the shared state (Redis); call it inside the event loop that serves the requests."""
@@ -97,11 +103,18 @@ class RoutingCore:
         ``cut_off_after`` (seconds; a hedged race's primary): a call cancelled after running at least
         that long is recorded as a latency sample at its elapsed time, a lower bound of its latency.
         Otherwise the statistics would only see the primary's fast answers, and an adaptive hedge
-        delay would shrink with every race it loses.
+        delay would shrink with every race it loses. ``options["priority"]`` (an int, lower first) is
+        the request's place in the group's waiting line (``admission.py``); it is never sent upstream.
         """
-        if not self.settings.fallbacks.get(group):  # the common case, without a coroutine layer for fallbacks
-            return self._call_group(client, group, messages, options, cut_off_after)
-        return with_fallbacks(self, client, group, messages, options, cut_off_after)
+        priority = None
+        if "priority" in options:
+            options = dict(options)
+            priority = options.pop("priority")
+            if priority is not None and (isinstance(priority, bool) or not isinstance(priority, int)):
+                raise BadRequestError(f"priority must be an integer, got {priority!r}", param="priority")
+        if group not in self._with_fallbacks:  # the common case, without a coroutine layer for fallbacks
+            return self._call_group(client, group, messages, options, cut_off_after, priority)
+        return with_fallbacks(self, client, group, messages, options, cut_off_after, priority)
 
     async def _call_group(
         self,
@@ -110,21 +123,30 @@ class RoutingCore:
         messages: list[dict[str, Any]],
         options: Mapping[str, Any],
         cut_off_after: float | None = None,
+        priority: int | None = None,
+        may_wait: bool = True,
     ) -> Routed:
+        """The retry loop in one group; ``may_wait=False``: no waiting line (a fallback group comes next)."""
         tried: set[int] = set()
         attempts = self.settings.num_retries + 1
         for attempt in range(attempts):
-            deployment = self._pick_now(group, tried) or await self._pick(group, tried)
-            self.state.begin(deployment)
+            # admitted and counted in flight (state.begin) by the pick
+            deployment = self._pick_now(group, tried)
+            if deployment is None:
+                deployment = await self._pick(group, tried, client, options, priority, may_wait)
             started = self._clock()
+            result = None
             try:
                 call = resolve_prepared(self._prepared(client, deployment), messages, options, client.config)
                 result = await client.run_call(call, relay=True)
+                if type(result) is CompletionStream:
+                    await first_content(result)  # nothing reaches the caller before the stream has content
             except APIError as exc:
-                await self._failed(group, deployment, exc)
+                failover = exc.retryable or result is not None  # a stream that failed before its first content
+                await self._failed(group, deployment, exc, failover)
                 fresh = any(id(d) not in tried for d in self._groups[group] if d is not deployment)
                 tried.add(id(deployment))
-                if attempt + 1 >= attempts or not exc.retryable:
+                if attempt + 1 >= attempts or not failover:
                     raise
                 if not fresh:
                     await backoff(attempt, exc, self._rng, self.settings.retry_after)
@@ -136,6 +158,8 @@ class RoutingCore:
                 raise
             finally:
                 self.state.finish(deployment)
+                if self._lines:
+                    self._freed(group)
             self._succeeded(deployment, started, result)
             return Routed(result, deployment)
         raise AssertionError("unreachable: the last attempt returns or raises")
@@ -146,38 +170,95 @@ class RoutingCore:
         cached = self._prepared_calls.get(id(deployment))
         if cached is not None and cached[0] is config:
             return cached[1]
-        prepared = prepare_call(deployment.model, deployment.params, config)
+        params = deployment.params
+        first_token = self.settings.stream_first_token_timeout
+        if first_token is not None and "stream_first_token_timeout" not in params:
+            params = {**params, "stream_first_token_timeout": first_token}
+        prepared = prepare_call(deployment.model, params, config)
         self._prepared_calls[id(deployment)] = (config, prepared)
         return prepared
 
     def _pick_now(self, group: str, avoid: set[int]) -> Deployment | None:
-        """``_pick`` without awaiting, when the state can decide at once (None: the shared store must decide)."""
-        candidates, wait = self._candidates(group)
+        """A deployment admitted and counted in flight without awaiting, or None: ``_pick`` decides.
+
+        None when the shared store must decide, when nothing is free (wait in line, or 429), or when
+        others already wait for this group (a newcomer goes behind them).
+        """
+        if self._lines and group in self._lines:
+            return None
+        candidates, _ = self._candidates(group)
         while candidates:
             deployment = self._one_of(candidates, avoid)
             blocked = self.state.admit_now(deployment)
             if blocked is None:
                 return None
             if blocked <= 0:
+                self.state.begin(deployment)
                 return deployment
-            wait = _min(wait, blocked)
             candidates.remove(deployment)
-        raise no_deployment(group, wait)
+        return None
 
-    async def _pick(self, group: str, avoid: set[int]) -> Deployment:
-        """A deployment that is not cooling down, admitted against its rpm/tpm window (counted)."""
+    async def _pick(
+        self,
+        group: str,
+        avoid: set[int],
+        client: AsyncClient,
+        options: Mapping[str, Any],
+        priority: int | None,
+        may_wait: bool = True,
+    ) -> Deployment:
+        """A deployment not cooling down, admitted against its limits and counted in flight; waits in line if none."""
+        if group not in self._lines:
+            deployment, wait = await self.try_pick(group, avoid)
+            if deployment is not None:
+                return deployment
+            if self.settings.queue_timeout <= 0 or not may_wait:
+                raise no_deployment(group, wait)
+        line = self._lines.get(group)
+        if line is None:
+            line = self._lines[group] = WaitingLine(self, group)
+        return await line.wait(avoid, priority or 0, queue_bound(self.settings, client.config, options))
+
+    async def try_pick(self, group: str, avoid: set[int]) -> tuple[Deployment | None, float | None]:
+        """``(deployment admitted and counted in flight, None)``, or ``(None, seconds until one may free)``.
+
+        The wait is ``math.inf`` when only a call finishing can free one (``max_parallel_requests``).
+        """
         candidates, wait = self._candidates(group)
         while candidates:
             deployment = self._one_of(candidates, avoid)
             blocked = await self.state.admit(deployment)
             if blocked <= 0:
-                return deployment
+                self.state.begin(deployment)  # no await since the admit: nobody else can take the slot
+                return deployment, None
             wait = _min(wait, blocked)  # another worker or replica filled the window meanwhile
             candidates.remove(deployment)
-        raise no_deployment(group, wait)
+        return None, wait
+
+    def release(self, group: str, deployment: Deployment) -> None:
+        """Undo ``begin`` for a deployment admitted but not called (its waiter gave up)."""
+        self.state.finish(deployment)
+        if self._lines:
+            self._freed(group)
+
+    def _freed(self, group: str) -> None:
+        line = self._lines.get(group)
+        if line is not None:
+            line.freed()
+
+    def line_closed(self, group: str, line: WaitingLine) -> None:
+        """The line's last waiter left: newcomers take the fast path again."""
+        if self._lines.get(group) is line:
+            del self._lines[group]
+
+    def group_deployments(self, group: str) -> list[Deployment]:
+        return self._groups[group]
+
+    def candidates(self, group: str) -> tuple[list[Deployment], float | None]:
+        """The group's deployments not cooling down or over a limit, and the shortest wait among the others."""
+        return self._candidates(group)
 
     def _candidates(self, group: str) -> tuple[list[Deployment], float | None]:
-        """The group's deployments not cooling down or over a limit, and the shortest wait among the others."""
         candidates: list[Deployment] = []
         wait: float | None = None
         for deployment in self._groups[group]:
@@ -194,8 +275,8 @@ class RoutingCore:
         fresh = [d for d in candidates if id(d) not in avoid] or candidates
         return fresh[0] if len(fresh) == 1 else choose(self.settings.routing_strategy, fresh, self.state, self._rng)
 
-    async def _failed(self, group: str, deployment: Deployment, exc: APIError) -> None:
-        if not counts_toward_cooldown(exc):
+    async def _failed(self, group: str, deployment: Deployment, exc: APIError, failover: bool = False) -> None:
+        if not (failover or counts_toward_cooldown(exc)):
             return
         # a group's only deployment is never cooled down: that would turn one failure into many
         await self.state.record_failure(deployment, may_cool_down=len(self._groups[group]) > 1)
