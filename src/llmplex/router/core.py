@@ -217,7 +217,8 @@ class RoutingCore:
         line = self._lines.get(group)
         if line is None:
             line = self._lines[group] = WaitingLine(self, group)
-        return await line.wait(avoid, priority or 0, queue_bound(self.settings, client.config, options))
+        bound = queue_bound(self.settings, client.config, options)
+        return await line.wait(avoid, _priority(priority, self.settings.default_priority), bound)
 
     async def try_pick(self, group: str, avoid: set[int]) -> tuple[Deployment | None, float | None]:
         """``(deployment admitted and counted in flight, None)``, or ``(None, seconds until one may free)``.
@@ -291,6 +292,12 @@ class RoutingCore:
         else:
             tokens = result.usage.total_tokens if isinstance(result, ModelResponse) and result.usage is not None else 0
         self.state.record_success(deployment, (self._clock() - started) * 1000.0, tokens, whole=whole)
+
+
+def _priority(priority: int | None, default: int | None) -> int:
+    if priority is not None:
+        return priority
+    return default or 0
 
 
 def _min(a: float | None, b: float) -> float:

@@ -40,6 +40,7 @@ class RouterSettings:
     # the longest wait in seconds (0: answer 429 at once, as LiteLLM) and how many may wait per group
     queue_timeout: float = 10.0
     queue_max_length: int = 1000
+    default_priority: int | None = None  # the place in line of a request without ``priority`` (None: 0)
     # a stream with no content (text or tool call) after this many seconds fails over (None: the call's timeout)
     stream_first_token_timeout: float | None = None
 
