@@ -12,6 +12,7 @@ pytest_plugins = [
     "tests.fixtures_real_llm",
     "tests.fixtures_proxy",
     "tests.fixtures_sdk",
+    "tests.fixtures_db",
 ]
 
 _SECRET_SUFFIXES = ("_API_KEY", "_API_BASE", "_BASE_URL", "_API_VERSION")

@@ -22,6 +22,7 @@ from llmplex.exceptions import ConfigError
 from llmplex.proxy.redis_settings import OWN_SECTION, redis_settings
 from llmplex.router.deployments import Deployment, parse_model_list
 from llmplex.router.settings import ROUTING_STRATEGIES, RedisSettings, RouterSettings, parse_aliases, parse_fallbacks
+from llmplex.store.url import async_url
 
 __all__ = [
     "DEFAULT_MAX_BODY",
@@ -58,6 +59,7 @@ _OWN_KEYS = frozenset(
         "request_body_timeout_seconds",
         "start_emulator",
         "rate_limit_window_seconds",
+        "data_dir",
         *_REDIS_OWN,
     }
 )
@@ -80,7 +82,7 @@ _LITELLM = frozenset(
     {"drop_params", "num_retries", "request_timeout", "fallbacks", "allowed_fails", "cooldown_time"}
     | set(_SPECIAL_FALLBACKS)
 )
-_GENERAL = frozenset({"master_key"})
+_GENERAL = frozenset({"master_key", "database_url"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +98,8 @@ class ProxyConfig:
     start_emulator: bool = False
     default_model: str | None = None  # `llmplex --model X`: every request goes to X (LiteLLM semantics)
     redis: RedisSettings | None = None  # None: router state is per process
+    database_url: str | None = None  # general_settings.database_url / DATABASE_URL; None: SQLite under data_dir
+    data_dir: str | None = None  # llmplex_settings.data_dir: where the default SQLite file lives (./.llmplex)
     warnings: tuple[str, ...] = ()
     source: str | None = None
 
@@ -176,6 +180,9 @@ def build_config(doc: SourceDoc, environ: Mapping[str, str] | None) -> ProxyConf
         router = replace(router, rate_limit_window=window)
     master_key = check.optional(general, "general_settings.master_key", str) or env.get("LITELLM_MASTER_KEY") or None
     max_body = check.optional(own, f"{_OWN_SECTION}.max_request_body_bytes", int, minimum=1)
+    database = check.optional(general, "general_settings.database_url", str) or env.get("DATABASE_URL") or None
+    if database:
+        async_url(database)  # a scheme llmplex cannot open stops startup here, not at the first key
     return ProxyConfig(
         deployments=deployments,
         router=router,
@@ -188,6 +195,8 @@ def build_config(doc: SourceDoc, environ: Mapping[str, str] | None) -> ProxyConf
         or DEFAULT_BODY_TIMEOUT,
         start_emulator=bool(check.optional(own, f"{_OWN_SECTION}.start_emulator", bool)),
         redis=redis_settings(check, router_raw, own, env),
+        database_url=database,
+        data_dir=check.optional(own, f"{_OWN_SECTION}.data_dir", str),
         warnings=tuple(check.warnings()),
     )
 
