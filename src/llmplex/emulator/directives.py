@@ -29,6 +29,8 @@ _NUMERIC = {
 }
 _HEADER_PREFIX = "x-emulator-"
 _FALSE = frozenset({"", "0", "false", "no", "off"})
+# a router's failover cases (see refusals.py)
+FAULTS = FAULTS | {"roleend", "contextwindow", "contentpolicy"}
 
 
 @dataclass(frozen=True, slots=True)
