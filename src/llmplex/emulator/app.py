@@ -42,8 +42,9 @@ class EmulatorState:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.in_flight = 0
-        # (time.monotonic(), model) of each model call, to check a client's rate limits; cleared by /_emulator/reset
-        self.arrivals: deque[tuple[float, str]] = deque(maxlen=_ARRIVALS_KEPT)
+        # (time.monotonic(), time.time(), model) of each model call, to check a client's rate limits (windows
+        # aligned on either clock); cleared by /_emulator/reset
+        self.arrivals: deque[tuple[float, float, str]] = deque(maxlen=_ARRIVALS_KEPT)
         self.reset()
 
     def reset(self) -> None:
@@ -114,7 +115,7 @@ class CompletionEndpoint:
             return
         model = dialect.model_name(incoming, payload)
         directives = parse_directives(model, incoming.headers, self.state.settings)
-        self.state.arrivals.append((time.monotonic(), model))
+        self.state.arrivals.append((time.monotonic(), time.time(), model))
         faulting = self.state.should_fault(model, directives)
         await exchange.pause(directives.delay_ms / 1000)
         fault = directives.fault if faulting else None
