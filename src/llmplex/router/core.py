@@ -139,8 +139,8 @@ class RoutingCore:
             try:
                 call = resolve_prepared(self._prepared(client, deployment), messages, options, client.config)
                 result = await client.run_call(call, relay=True)
-                if type(result) is CompletionStream:
-                    await first_content(result)  # nothing reaches the caller before the stream has content
+                if type(result) is CompletionStream:  # nothing reaches the caller before the stream has content
+                    await first_content(result, call.first_token_timeout - (self._clock() - started))
             except APIError as exc:
                 failover = exc.retryable or result is not None  # a stream that failed before its first content
                 await self._failed(group, deployment, exc, failover)
