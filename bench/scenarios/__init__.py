@@ -39,6 +39,7 @@ def registry() -> dict[str, tuple[str, Runner]]:
         footprint,
         hedging,
         proxy_latency,
+        proxy_queue,
         proxy_scale,
         proxy_streams,
         proxy_throughput,
@@ -55,6 +56,7 @@ def registry() -> dict[str, tuple[str, Runner]]:
         "proxy-latency": ("Proxy: added latency at concurrency 1", proxy_latency.run),
         "proxy-streams": ("Proxy: time to first token and many slow streams", proxy_streams.run),
         "proxy-scale": ("Proxy: Redis-backed rpm/tpm limits and a second worker", proxy_scale.run),
+        "proxy-queue": ("Proxy: queue instead of 429 (400 requests at once over rpm limits)", proxy_queue.run),
         "soak": ("Soak: RSS over 100,000 requests, mixed faulted load (llmplex only)", soak.run),
         "footprint": ("Footprint: import time, startup, memory, per-call CPU", footprint.run),
     }
