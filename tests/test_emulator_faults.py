@@ -60,7 +60,14 @@ async def test_counters_and_client_disconnects(http: aiohttp.ClientSession, emul
     for _ in range(3):
         async with http.post(url, json={"model": "m", "messages": USER}, headers=auth) as response:
             await response.read()
-    assert await emulator.astats() == {"received": 3, "completed": 3, "disconnected": 0, "in_flight": 0}
+    assert await emulator.astats() == {
+        "received": 3,
+        "completed": 3,
+        "disconnected": 0,
+        "in_flight": 0,
+        "redirected": 0,
+        "redirected_with_key": 0,
+    }
 
     # a client leaving mid-stream (after the first content chunk of a slow stream)
     body = {"model": "m-chunkdelay-300", "messages": USER, "stream": True}
@@ -82,7 +89,14 @@ async def test_counters_and_client_disconnects(http: aiohttp.ClientSession, emul
     gave_up = time.monotonic()
     stats = await emulator.wait_for(lambda s: s["disconnected"] == 2, timeout=1.0)
     assert time.monotonic() - gave_up < 0.5
-    assert stats == {"received": 5, "completed": 3, "disconnected": 2, "in_flight": 0}
+    assert stats == {
+        "received": 5,
+        "completed": 3,
+        "disconnected": 2,
+        "in_flight": 0,
+        "redirected": 0,
+        "redirected_with_key": 0,
+    }
 
 
 @pytest.mark.parametrize("fault", ["stall", "stallheaders"])

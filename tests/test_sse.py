@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from llmplex._sse import SSEDecoder, SSEEvent, encode_data, encode_done
+from llmplex.exceptions import StreamError
 
 STREAM = (
     b": keep-alive comment\n"
@@ -109,3 +112,41 @@ def test_encode_round_trip() -> None:
     events = decode_all([raw])
     assert [e.data for e in events] == ['{"id":"x","choices":[]}', '{"raw":true}', "[DONE]"]
     assert encode_done() == b"data: [DONE]\n\n"
+
+
+def test_an_event_over_the_cap_is_a_stream_error() -> None:
+    decoder = SSEDecoder(max_event_bytes=64 * 1024)
+    decoder.feed(b"data: " + b"x" * 60_000)
+    with pytest.raises(StreamError, match="larger than 65536 bytes"):
+        decoder.feed(b"x" * 10_000)  # the line never ended
+    many = SSEDecoder(max_event_bytes=64 * 1024)
+    with pytest.raises(StreamError):  # data lines that never end their event count too
+        for _ in range(100):
+            many.feed(b"data: " + b"y" * 1000 + b"\n")
+
+
+def test_a_long_line_in_small_reads_is_decoded_in_linear_time() -> None:
+    """4 MiB in 1 KiB reads: rebuilding and rescanning the buffer per read copied ~8 GB (seconds); one scan
+    of each new byte takes milliseconds."""
+    decoder = SSEDecoder()
+    line = b"data: " + b"x" * (4 * 1024 * 1024)
+    started = time.perf_counter()
+    for i in range(0, len(line), 1024):
+        assert decoder.feed(line[i : i + 1024]) == []
+    events = decoder.feed(b"\n\n")
+    assert time.perf_counter() - started < 1.0
+    assert len(events) == 1 and len(events[0].data) == 4 * 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    "chunks",
+    [
+        [b"data: a\r", b"\ndata: b\r\n\r\n"],  # a \r\n split across reads is one line end
+        [b"data: a\r\ndata: b\r", b"\r"],  # lone \r line ends
+        [b"data: a\r", b"\n", b"data: b\r\n", b"\r\n"],
+    ],
+)
+def test_line_ends_split_across_reads(chunks: list[bytes]) -> None:
+    decoder = SSEDecoder()
+    events = [event for chunk in chunks for event in decoder.feed(chunk)]
+    assert events == [SSEEvent(None, "a\nb")]

@@ -328,6 +328,15 @@ async def test_sessions_are_reused_and_closed() -> None:
         ({"retry-after-ms": "junk", "retry-after": "3"}, 3.0),
         ({"retry-after": "-4"}, 0.0),
         ({"retry-after": "soon"}, None),
+        # not finite, or absurdly far: ignored (the proxy would turn 1e300 into a 301-digit header)
+        ({"retry-after": "nan"}, None),
+        ({"retry-after": "inf"}, None),
+        ({"retry-after": "1e300"}, None),
+        ({"retry-after": "3601"}, None),
+        ({"retry-after": "3600"}, 3600.0),
+        ({"retry-after-ms": "1e400"}, None),
+        ({"retry-after-ms": "nan", "retry-after": "2"}, 2.0),
+        ({"retry-after": "Fri, 31 Dec 9999 23:59:59 GMT"}, None),
     ],
 )
 def test_parse_retry_after(headers: dict[str, str], expected: float | None) -> None:

@@ -1,4 +1,4 @@
-"""The scenarios of issues 5, 6 (soak) and 7 (proxy-scale), in report order. Each is ``run(ctx, result)``."""
+"""The scenarios of issues 5, 6 (soak), 7 (proxy-scale) and 17 (hostile), in report order; each is ``run(ctx, r)``."""
 
 from __future__ import annotations
 
@@ -38,6 +38,7 @@ def registry() -> dict[str, tuple[str, Runner]]:
     from bench.scenarios import (
         footprint,
         hedging,
+        hostile,
         proxy_latency,
         proxy_queue,
         proxy_scale,
@@ -59,4 +60,5 @@ def registry() -> dict[str, tuple[str, Runner]]:
         "proxy-queue": ("Proxy: queue instead of 429 (400 requests at once over rpm limits)", proxy_queue.run),
         "soak": ("Soak: RSS over 100,000 requests, mixed faulted load (llmplex only)", soak.run),
         "footprint": ("Footprint: import time, startup, memory, per-call CPU", footprint.run),
+        "hostile": ("Hostile upstreams: the proxy's health latency and RSS (issue 17)", hostile.run),
     }

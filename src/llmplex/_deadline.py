@@ -1,7 +1,8 @@
 """Timeouts cheaper than ``asyncio.timeout()``, which arms and cancels a timer on every use (about 5 µs).
 
-- ``ReadDeadline``: a timeout on each of many consecutive reads of one stream. A read only moves a
-  deadline forward; one timer checks it when it fires and re-arms itself if the deadline moved.
+- ``ReadDeadline``: a deadline over many consecutive reads of one stream, moved by the caller (per read with
+  ``run``, or only when the stream makes progress with ``run_until``); one timer checks it when it fires
+  and re-arms itself if the deadline moved.
 - ``Deadlines``: one timeout per concurrent task (each request of a client or proxy) on one shared timer;
   entering and leaving are dictionary operations.
 """
@@ -31,10 +32,16 @@ class ReadDeadline:
 
     async def run(self, awaitable: Awaitable[T], timeout: float) -> T:
         """``await awaitable``; ``TimeoutError`` if it has not finished ``timeout`` seconds from now."""
+        return await self.run_until(awaitable, asyncio.get_running_loop().time() + timeout)
+
+    async def run_until(self, awaitable: Awaitable[T], deadline: float) -> T:
+        """``await awaitable``; ``TimeoutError`` if it has not finished by ``deadline`` (the loop's clock).
+
+        Calls with the same deadline (reads that made no progress) leave the timer as it is.
+        """
         task = asyncio.current_task()
         assert task is not None
         loop = task.get_loop()
-        deadline = loop.time() + timeout
         self._deadline = deadline
         handle = self._handle
         if handle is None or handle.when() > deadline:  # no timer yet, or one that would fire too late

@@ -43,6 +43,7 @@ CALL_SETTINGS: frozenset[str] = frozenset(
         "extra_headers",
         "headers",
         "stream_first_token_timeout",
+        "stream_timeout",  # LiteLLM's name for the first-token timeout
         "stream_idle_timeout",
         "metadata",
         "litellm_logging_obj",
@@ -101,7 +102,12 @@ def resolve_call(model: str, messages: Any, options: dict[str, Any], config: Cli
     timeout = _number(options.get("timeout"), options.get("request_timeout"), default=config.timeout)
     retries = options.get("num_retries", options.get("max_retries"))
     num_retries = config.num_retries if retries is None else int(retries)
-    first_token = _number(options.get("stream_first_token_timeout"), config.stream_first_token_timeout, default=timeout)
+    first_token = _number(
+        options.get("stream_first_token_timeout"),
+        options.get("stream_timeout"),
+        config.stream_first_token_timeout,
+        default=timeout,
+    )
     idle = _number(options.get("stream_idle_timeout"), default=config.stream_idle_timeout)
     request = CompletionRequest(model=model_id, messages=messages, stream=stream, params=params, extra=extra)
 

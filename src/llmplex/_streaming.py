@@ -2,13 +2,21 @@
 
 An async iterator and async context manager. Closing it (or leaving the ``async with``, or
 cancelling the task reading it) closes the HTTP response. A stream that ends without the
-provider's terminal event raises ``StreamError``; a stall raises ``Timeout`` (first-token and idle
-timeouts), so a stream never ends silently short and never hangs.
+provider's terminal event raises ``StreamError``; a stall raises ``Timeout``, so a stream never ends
+silently short and never hangs.
+
+Timeouts count progress, not reads: bytes that make no chunk (``: ping`` comments, a line that never
+ends) move no deadline. Three deadlines, the earliest wins:
+- first token: ``first_token_timeout`` from the request's start until a chunk with content or a tool
+  call (a role-only chunk is not one);
+- idle: ``idle_timeout`` after the last chunk (any chunk, a role-only one too);
+- total: ``total_timeout`` (the call's ``timeout``) from the request's start, for the whole stream.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 from collections import deque
 from types import TracebackType
 from typing import Any
@@ -16,7 +24,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from llmplex._deadline import ReadDeadline
-from llmplex._sse import SSEDecoder
+from llmplex._sse import DEFAULT_MAX_EVENT_BYTES, SSEDecoder
 from llmplex._transport import RawStream
 from llmplex.exceptions import APIError, StreamError, Timeout, unreadable_response
 from llmplex.providers.base import CompletionRequest, ProviderAdapter
@@ -26,12 +34,13 @@ from llmplex.types import ModelResponseStream
 __all__ = ["CompletionStream"]
 
 _DRAIN_TIMEOUT = 1.0
+_YIELD_PENDING = 256 * 1024
 
 
 class CompletionStream:
     """Chunks of one streamed completion (``chat.completion.chunk`` objects)."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0913
         self,
         raw: RawStream,
         adapter: ProviderAdapter,
@@ -39,21 +48,34 @@ class CompletionStream:
         *,
         first_token_timeout: float,
         idle_timeout: float,
+        total_timeout: float | None = None,
+        started: float | None = None,
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
         hidden_params: dict[str, Any] | None = None,
         relay: bool = False,
     ) -> None:
+        """``started``: the loop time the request was sent (default now); first-token and total count from it."""
         self._raw = raw
         self._adapter = adapter
         self._request = request
         self._state = adapter.new_stream_state(request)
-        self._decoder = SSEDecoder()
+        self._decoder = SSEDecoder(max_event_bytes)
         # RelayedChunk: a relay's chunk, validated only when iterated (see next_batch)
         self._pending: deque[ModelResponseStream | RelayedChunk] = deque()
         self._parse_event = adapter.parse_event_relayed if relay and adapter.relays_wire else adapter.parse_event
         self._first_token_timeout = first_token_timeout
         self._idle_timeout = idle_timeout
-        self._got_chunk = False
-        self._deadline = ReadDeadline()  # first-token, then idle timeout on every read
+        self._total_timeout = total_timeout
+        self._clock = asyncio.get_running_loop().time
+        now = self._clock()
+        start = now if started is None else started
+        # absolute deadlines on the loop's clock
+        self._end_at = math.inf if total_timeout is None else start + total_timeout
+        self._first_token_at = min(start + first_token_timeout, self._end_at)
+        self._progress_at = now  # when the last chunk arrived
+        self._any_chunk = False  # any chunk arrived: the idle timeout applies from then on
+        self._got_chunk = False  # a chunk with content (or a tool call) arrived
+        self._deadline = ReadDeadline()
         self._ended = False
         self._error: BaseException | None = None
         self.provider = adapter.name
@@ -73,8 +95,7 @@ class CompletionStream:
         while not self._pending:
             if self._error is not None:
                 # raised once, after every chunk that arrived before the failure was delivered
-                error, self._error = self._error, None
-                raise error
+                raise self._take_error()
             if self._ended:
                 raise StopAsyncIteration
             await self._fill()
@@ -89,14 +110,19 @@ class CompletionStream:
         """
         while not self._pending:
             if self._error is not None:
-                error, self._error = self._error, None
-                raise error
+                raise self._take_error()
             if self._ended:
                 return []
             await self._fill()
         ready = list(self._pending)
         self._pending.clear()
         return ready
+
+    def _take_error(self) -> BaseException:
+        # no local keeps the error in the raising frame: a frame in its own traceback would be a cycle
+        error, self._error = self._error, None
+        assert error is not None
+        return error
 
     def _validated(self, chunk: RelayedChunk) -> ModelResponseStream:
         try:
@@ -118,20 +144,22 @@ class CompletionStream:
                 if chunk.has_content():
                     return chunk if isinstance(chunk, ModelResponseStream) else self._validated(chunk)
             if self._error is not None:
-                error, self._error = self._error, None
-                raise error
+                raise self._take_error()
             if self._ended:
                 raise StreamError("stream ended without content", provider=self.provider, model=self.model)
             await self._fill()
 
     async def _fill(self) -> None:
         """Read once from the body; a failure is recorded in ``_error`` and raised by the reader."""
-        timeout = self._idle_timeout if self._got_chunk else self._first_token_timeout
+        when = self._end_at if self._got_chunk else self._first_token_at
+        if self._any_chunk:
+            idle = self._progress_at + self._idle_timeout
+            if idle < when:
+                when = idle
         try:
-            data = await self._deadline.run(self._raw.read_chunk(), timeout)
+            data = await self._deadline.run_until(self._raw.read_chunk(), when)
         except TimeoutError:
-            what = "idle" if self._got_chunk else "first-token"
-            self._fail(Timeout(f"stream {what} timeout ({timeout:g}s) exceeded"))
+            self._fail(self._timeout(when))
             return
         except APIError as exc:
             self._fail(exc)
@@ -140,7 +168,17 @@ class CompletionStream:
             self._release()  # cancelled or anything unexpected: never leave the socket open
             raise
         if data:
-            self._parse(self._decoder.feed(data))
+            try:
+                events = self._decoder.feed(data)
+            except APIError as exc:  # an event over max_event_bytes
+                self._fail(exc)
+                return
+            if events:
+                self._parse(events)
+            elif self._decoder.pending_size > _YIELD_PENDING:
+                # reads of buffered data do not suspend: a long line arriving fast would hold the loop
+                # until the event cap; let other tasks run between reads of it
+                await asyncio.sleep(0)
             return
         self._parse(self._decoder.flush())
         if not self._state.finished and self._error is None:
@@ -148,7 +186,15 @@ class CompletionStream:
         self._ended = True
         self._deadline.cancel()
 
+    def _timeout(self, when: float) -> Timeout:
+        if when >= self._end_at:
+            return Timeout(f"stream timeout ({self._total_timeout:g}s, the call's timeout) exceeded")
+        if not self._got_chunk and when >= self._first_token_at:
+            return Timeout(f"stream first-token timeout ({self._first_token_timeout:g}s) exceeded: no content yet")
+        return Timeout(f"stream idle timeout ({self._idle_timeout:g}s) exceeded")
+
     def _parse(self, events: list[Any]) -> None:
+        progressed = False
         for event in events:
             if self._state.finished:
                 break
@@ -161,8 +207,13 @@ class CompletionStream:
                 self._fail(unreadable_response(exc, self.provider, self.model))
                 return
             if chunks:
-                self._got_chunk = True
+                progressed = True
                 self._pending.extend(chunks)
+                if not self._got_chunk:  # role-only chunks do not end the wait for the first token
+                    self._got_chunk = any(chunk.has_content() for chunk in chunks)
+        if progressed:
+            self._progress_at = self._clock()
+            self._any_chunk = True
         if self._state.finished and not self._ended:
             self._ended = True
             self._deadline.cancel()
@@ -187,6 +238,8 @@ class CompletionStream:
 
     def _fail(self, exc: APIError) -> None:
         """End the stream with ``exc``: the socket is closed now, the error raised after queued chunks."""
+        # its traceback holds the frame that caught it, whose ``self`` holds it: drop it, no cycle
+        exc.__traceback__ = None
         if exc.provider is None:
             exc.provider = self.provider
         if exc.model is None:

@@ -3,19 +3,27 @@
 aiohttp is imported lazily (it costs ~0.4 s) and no aiohttp type escapes this module.
 A response that is abandoned (cancelled, closed early, errored) is closed, never returned to the
 pool: closing the socket is what makes the provider stop generating.
+
+Hostile upstreams: redirects are never followed (aiohttp would resend ``x-api-key``, ``api-key`` and the
+prompt to the new host), a body is read up to ``ClientConfig.max_response_bytes`` (counted after
+decompression, so a gzip bomb stops there too), and text built from an upstream's answer is redacted
+(``_redact``) before it becomes an exception message.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import math
 import random
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from llmplex._deadline import Deadlines
+from llmplex._redact import display_url, redact_text, request_secrets
 from llmplex.config import ClientConfig
 from llmplex.exceptions import (
     APIConnectionError,
@@ -35,6 +43,14 @@ if TYPE_CHECKING:
 __all__ = ["RawStream", "Transport", "retry_delay"]
 
 USER_AGENT = "llmplex"
+# An error body is only read for its message: past this size it is dropped, not buffered.
+ERROR_BODY_LIMIT = 1024 * 1024
+# A retry-after beyond this (or not a finite number) is ignored: backoff applies instead.
+MAX_RETRY_AFTER = 3600.0
+# A body read without suspending would hold the event loop: yield after this many bytes.
+YIELD_EVERY = 1024 * 1024
+
+logger = logging.getLogger("llmplex.transport")
 
 
 class RawStream:
@@ -164,7 +180,8 @@ class Transport:
                 try:
                     return await self._send_json(request, adapter, model)
                 except APIError as exc:
-                    await self._before_retry(exc, attempt, num_retries, deadline)
+                    if not await self._wait_to_retry(exc, attempt, num_retries, deadline):
+                        raise
                     attempt += 1
         except asyncio.CancelledError:
             if self._deadlines.leave(task) and task.uncancel() == 0:
@@ -185,19 +202,25 @@ class Transport:
                     try:
                         return await self._send_stream(request, adapter, model)
                     except APIError as exc:
-                        await self._before_retry(exc, attempt, num_retries, deadline)
+                        if not await self._wait_to_retry(exc, attempt, num_retries, deadline):
+                            raise
                         attempt += 1
         except TimeoutError:
             raise Timeout(f"no response within {timeout:g}s", provider=adapter.name, model=model) from None
 
-    async def _before_retry(self, exc: APIError, attempt: int, num_retries: int, deadline: float) -> None:
-        """Sleep before the next attempt, or re-raise ``exc`` when it must not be retried."""
+    async def _wait_to_retry(self, exc: APIError, attempt: int, num_retries: int, deadline: float) -> bool:
+        """Sleep and return True before the next attempt; False when ``exc`` must not be retried.
+
+        The caller re-raises with a bare ``raise``: raising ``exc`` here would put this frame, which
+        holds ``exc``, into its own traceback, a cycle that pins every outer frame until a full collection.
+        """
         if attempt >= num_retries or not exc.retryable:
-            raise exc
+            return False
         delay = retry_delay(attempt, exc.retry_after)
         if delay is None or delay > self.config.retry_max_delay or time.monotonic() + delay > deadline:
-            raise exc  # waiting would outlast what the caller allowed: fail now, not later
+            return False  # waiting would outlast what the caller allowed: fail now, not later
         await asyncio.sleep(delay)
+        return True
 
     async def _send(self, request: HTTPRequest, adapter: ProviderAdapter, model: str) -> aiohttp.ClientResponse:
         import aiohttp
@@ -205,11 +228,20 @@ class Transport:
         session = self._current_session()
         try:
             proxy = self._proxy_for(request.url) if self.config.trust_env else None
-            return await session.request(
-                request.method, request.url, data=request.body, headers=request.headers, proxy=proxy
+            resp = await session.request(
+                request.method,
+                request.url,
+                data=request.body,
+                headers=request.headers,
+                proxy=proxy,
+                allow_redirects=False,
             )
         except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
-            raise _send_error(exc, request, adapter, model) from None
+            raise _send_error(exc, request, adapter, model, self.config.secrets) from None
+        if 300 <= resp.status < 400:
+            resp.close()
+            raise redirect_error(resp.status, adapter, model)
+        return resp
 
     async def _send_json(self, request: HTTPRequest, adapter: ProviderAdapter, model: str) -> tuple[bytes, Any]:
         import aiohttp
@@ -219,12 +251,24 @@ class Transport:
         try:
             proxy = self._proxy_for(request.url) if self.config.trust_env else None
             resp = await session.request(
-                request.method, request.url, data=request.body, headers=request.headers, proxy=proxy
+                request.method,
+                request.url,
+                data=request.body,
+                headers=request.headers,
+                proxy=proxy,
+                allow_redirects=False,
             )
         except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
-            raise _send_error(exc, request, adapter, model) from None
+            raise _send_error(exc, request, adapter, model, self.config.secrets) from None
+        status = resp.status
+        if status >= 300:
+            if status < 400:
+                resp.close()
+                raise redirect_error(status, adapter, model)
+            raw = await _read_error_body(resp)
+            raise status_error(status, raw, resp.headers, adapter, model, self._secrets(request))
         try:
-            raw = await resp.read()
+            raw = await _read_body(resp, self.config.max_response_bytes, adapter, model)
         except BaseException as exc:
             resp.close()
             if isinstance(exc, (aiohttp.ClientError, OSError)):
@@ -234,28 +278,104 @@ class Transport:
                     model=model,
                 ) from None
             raise
-        if resp.status >= 400:
-            raise status_error(resp.status, raw, resp.headers, adapter, model)
         try:
             return raw, orjson.loads(raw)
-        except orjson.JSONDecodeError:
+        except orjson.JSONDecodeError as exc:
+            # never the bytes themselves: an upstream may echo the request (its key, the prompt) back
+            if logger.isEnabledFor(logging.DEBUG):
+                text = redact_text(raw[:2000].decode("utf-8", errors="replace"), self._secrets(request))
+                logger.debug("malformed JSON body from %s (HTTP %d): %r", adapter.name, status, text)
             raise StreamError(
-                f"malformed JSON body from {adapter.name} (HTTP {resp.status}): {raw[:200]!r}",
+                f"malformed JSON body from {adapter.name} (HTTP {status}, {len(raw)} bytes, "
+                f"content-type {resp.headers.get('Content-Type', 'none')!r}): {exc.msg} at byte {exc.pos}",
                 provider=adapter.name,
                 model=model,
-                status_code=resp.status,
+                status_code=status,
             ) from None
+
+    def _secrets(self, request: HTTPRequest) -> list[str]:
+        """Values never to show in a message about ``request``: its own key(s) and the configured ones."""
+        return [*request_secrets(request.url, request.headers), *self.config.secrets]
 
     async def _send_stream(self, request: HTTPRequest, adapter: ProviderAdapter, model: str) -> RawStream:
         resp = await self._send(request, adapter, model)
         if resp.status >= 400:
-            try:
-                raw = await resp.read()
-            except BaseException:
-                resp.close()
-                raw = b""
-            raise status_error(resp.status, raw, resp.headers, adapter, model)
+            raw = await _read_error_body(resp)
+            raise status_error(resp.status, raw, resp.headers, adapter, model, self._secrets(request))
         return RawStream(resp)
+
+
+async def _read_body(resp: aiohttp.ClientResponse, limit: int, adapter: ProviderAdapter, model: str) -> bytes:
+    """The whole body, or ``StreamError`` as soon as it passes ``limit`` bytes (compressed or not)."""
+    length = resp.content_length
+    if length is not None and length > limit:
+        raise _too_large(limit, adapter, model, f"announced {length} bytes")
+    if length is not None and not resp.headers.get("Content-Encoding"):
+        return await resp.read()  # exactly ``length`` bytes will be read: the common, fast case
+    content = resp.content
+    parts: list[bytes] = []
+    size = 0
+    next_yield = YIELD_EVERY
+    while True:
+        data = await content.readany()  # decompressed in bounded steps by aiohttp, counted here
+        if not data:
+            break
+        size += len(data)
+        if size > limit or content.total_raw_bytes > limit:
+            raise _too_large(limit, adapter, model, f"over {size} bytes")
+        parts.append(data)
+        if size >= next_yield:
+            # readany() does not suspend while data is buffered: a fast or compressed body would hold the
+            # loop until the whole of it is read (a gzip bomb: ~0.1 s per 32 MiB); let others run
+            next_yield = size + YIELD_EVERY
+            await asyncio.sleep(0)
+    resp.release()
+    return b"".join(parts)
+
+
+async def _read_error_body(resp: aiohttp.ClientResponse) -> bytes:
+    """An error answer's body for its message; b"" when it is unreadable or larger than ``ERROR_BODY_LIMIT``."""
+    import aiohttp
+
+    try:
+        length = resp.content_length
+        if length is not None and length > ERROR_BODY_LIMIT:
+            raise OverflowError
+        parts: list[bytes] = []
+        size = 0
+        while data := await resp.content.readany():
+            size += len(data)
+            if size > ERROR_BODY_LIMIT:
+                raise OverflowError
+            parts.append(data)
+    except (OverflowError, aiohttp.ClientError, OSError):
+        resp.close()
+        return b""
+    except BaseException:
+        resp.close()
+        raise
+    resp.release()
+    return b"".join(parts)
+
+
+def _too_large(limit: int, adapter: ProviderAdapter, model: str, what: str) -> StreamError:
+    return StreamError(
+        f"response body from {adapter.name} exceeds max_response_bytes ({limit}): {what}",
+        provider=adapter.name,
+        model=model,
+    )
+
+
+def redirect_error(status: int, adapter: ProviderAdapter, model: str) -> APIStatusError:
+    """A 3xx: never followed, since the request's key headers and prompt would go to the new location."""
+    return APIStatusError(
+        f"{adapter.name} answered HTTP {status} (a redirect); llmplex does not follow redirects, which "
+        "would resend the API key elsewhere: set api_base to the final URL",
+        provider=adapter.name,
+        model=model,
+        status_code=status,
+        type="redirect_error",
+    )
 
 
 async def iter_chunks(stream: RawStream) -> AsyncIterator[bytes]:
@@ -267,8 +387,19 @@ async def iter_chunks(stream: RawStream) -> AsyncIterator[bytes]:
 
 
 def status_error(
-    status: int, raw: bytes, headers: Mapping[str, str], adapter: ProviderAdapter, model: str
+    status: int,
+    raw: bytes,
+    headers: Mapping[str, str],
+    adapter: ProviderAdapter,
+    model: str,
+    secrets: Sequence[str] = (),
 ) -> APIStatusError:
+    """The typed error for an error answer; keys (``secrets`` and anything key-shaped) redacted from it."""
+    if raw:
+        text = raw.decode("utf-8", errors="replace")
+        redacted = redact_text(text, secrets)
+        if redacted != text:  # an upstream that echoes the request's key or headers back
+            raw = redacted.encode()
     body: Any
     try:
         body = orjson.loads(raw) if raw else None
@@ -296,27 +427,42 @@ def status_error(
 
 
 def parse_retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds to wait: ``retry-after-ms`` first, then ``retry-after`` (seconds or an HTTP date)."""
+    """Seconds to wait: ``retry-after-ms`` first, then ``retry-after`` (seconds or an HTTP date).
+
+    Only finite values up to ``MAX_RETRY_AFTER`` count (``nan``, ``inf``, ``1e300`` are ignored).
+    """
     value = headers.get("retry-after-ms")
     if value:
-        try:
-            return max(float(value) / 1000.0, 0.0)
-        except ValueError:
-            pass
+        seconds = _seconds(value, 1000.0)
+        if seconds is not None:
+            return seconds
     value = headers.get("retry-after")
     if not value:
         return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
+    seconds = _seconds(value, 1.0)
+    if seconds is not None:
+        return seconds
     try:
         import email.utils  # lazily: only HTTP-date retry-after values need it
 
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
-    return max(float(when.timestamp()) - time.time(), 0.0)
+    return _in_range(float(when.timestamp()) - time.time())
+
+
+def _seconds(value: str, per_second: float) -> float | None:
+    try:
+        return _in_range(float(value) / per_second)
+    except ValueError:
+        return None
+
+
+def _in_range(seconds: float) -> float | None:
+    """A finite wait up to ``MAX_RETRY_AFTER`` (a negative one means "now"); anything else is ignored."""
+    if not math.isfinite(seconds) or seconds > MAX_RETRY_AFTER:
+        return None
+    return max(seconds, 0.0)
 
 
 def retry_delay(attempt: int, retry_after: float | None) -> float | None:
@@ -326,23 +472,27 @@ def retry_delay(attempt: int, retry_after: float | None) -> float | None:
     return min(0.5 * 2.0**attempt, 8.0) * (1 - 0.25 * random.random())
 
 
-def _send_error(exc: BaseException, request: HTTPRequest, adapter: ProviderAdapter, model: str) -> APIError:
-    """The typed error for a request that could not be sent (or got no response head)."""
+def _send_error(
+    exc: BaseException, request: HTTPRequest, adapter: ProviderAdapter, model: str, secrets: Sequence[str]
+) -> APIError:
+    """The typed error for a request that could not be sent (or got no response head); no credentials shown."""
     import aiohttp
 
     if isinstance(exc, TimeoutError):
         return Timeout("timed out connecting", provider=adapter.name, model=model)
+    hidden = [*request_secrets(request.url, request.headers), *secrets]
     if isinstance(exc, aiohttp.InvalidURL):
-        return APIConnectionError(f"invalid URL {exc}", provider=adapter.name, model=model)
+        return APIConnectionError(
+            f"invalid URL {display_url(request.url)!r}: {redact_text(_describe(exc), hidden)}",
+            provider=adapter.name,
+            model=model,
+        )
     return APIConnectionError(
-        f"cannot reach {_origin(request.url)}: {_describe(exc)}", provider=adapter.name, model=model
+        f"cannot reach {display_url(request.url)}: {redact_text(_describe(exc), hidden)}",
+        provider=adapter.name,
+        model=model,
     )
 
 
 def _describe(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__  # some aiohttp errors have an empty message
-
-
-def _origin(url: str) -> str:
-    # never echo query strings: some providers (Gemini) put the key there
-    return url.split("?", 1)[0]

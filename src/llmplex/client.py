@@ -115,8 +115,14 @@ class AsyncClient:
         assert call.endpoint is not None
         adapter = call.adapter
         http = adapter.build_request(call.request, call.endpoint)
+        started = asyncio.get_running_loop().time()
+        # waiting for the head past the first-token deadline is pointless: no token can come in time
         raw = await self._transport.open_stream(
-            http, adapter, call.request.model, timeout=call.timeout, num_retries=call.num_retries
+            http,
+            adapter,
+            call.request.model,
+            timeout=min(call.timeout, call.first_token_timeout),
+            num_retries=call.num_retries,
         )
         hidden = dict(call.hidden)
         hidden["api_base"] = call.endpoint.base_url
@@ -126,6 +132,9 @@ class AsyncClient:
             call.request,
             first_token_timeout=call.first_token_timeout,
             idle_timeout=call.idle_timeout,
+            total_timeout=call.timeout,
+            started=started,
+            max_event_bytes=self.config.max_stream_event_bytes,
             hidden_params=hidden,
             relay=relay,
         )

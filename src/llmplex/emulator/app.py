@@ -22,6 +22,7 @@ from llmplex.emulator.dialect import JSON, Dialect, Failure, Headers, Incoming
 from llmplex.emulator.directives import Directives, Settings, parse_directives
 from llmplex.emulator.exchange import ClientGone, Exchange, Receive, Send
 from llmplex.emulator.gemini import GeminiDialect
+from llmplex.emulator.hostile import HOSTILE, play_hostile
 from llmplex.emulator.openai import OpenAIDialect
 from llmplex.emulator.playback import play_completion, play_stream
 from llmplex.emulator.refusals import REFUSALS, play_refusal
@@ -51,6 +52,8 @@ class EmulatorState:
         self.received = 0
         self.completed = 0
         self.disconnected = 0
+        self.redirected = 0  # requests that followed a fault-redirect
+        self.redirected_with_key = 0  # ... and carried a key header
         self._fault_hits: dict[str, int] = {}
 
     def snapshot(self) -> dict[str, int]:
@@ -59,6 +62,8 @@ class EmulatorState:
             "completed": self.completed,
             "disconnected": self.disconnected,
             "in_flight": self.in_flight,
+            "redirected": self.redirected,
+            "redirected_with_key": self.redirected_with_key,
         }
 
     def should_fault(self, model: str, directives: Directives) -> bool:
@@ -121,6 +126,10 @@ class CompletionEndpoint:
         fault = directives.fault if faulting else None
         if fault == "stallheaders":
             await exchange.until_gone()
+        if fault in HOSTILE:
+            stream = dialect.wants_stream(incoming, payload)
+            await play_hostile(exchange, fault, incoming, directives, stream, scope.get("path", "/"))
+            return
         if faulting and directives.status is not None:
             failure = dialect.failure(directives.status, model=model, retry_after=directives.retry_after)
             await _respond_failure(exchange, failure, headers + _retry_headers(directives))
@@ -169,6 +178,9 @@ class _IntentionalResets(logging.Filter):
         return not str(record.msg).startswith(self._EXPECTED)
 
 
+_KEY_HEADERS = frozenset({"authorization", "x-api-key", "api-key", "x-goog-api-key"})
+
+
 def _json(payload: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(payload), status_code=status, media_type="application/json")
 
@@ -187,6 +199,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
         state.reset()
         state.arrivals.clear()
         return _json(state.snapshot())
+
+    async def redirected(request: Request) -> Response:
+        state.redirected += 1
+        if _KEY_HEADERS & {name.lower() for name in request.headers}:
+            state.redirected_with_key += 1
+        return _json({"error": {"message": "followed a redirect", "type": "not_found"}}, 404)
 
     async def health(request: Request) -> Response:
         return _json({"status": "ok"})
@@ -216,6 +234,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/v1/models", models, methods=["GET"]),
         Route("/_emulator/stats", stats, methods=["GET"]),
         Route("/_emulator/reset", reset, methods=["POST"]),
+        Route("/_emulator/redirected/{rest:path}", redirected, methods=["GET", "POST"]),
         Route("/health", health, methods=["GET"]),
     ]
     app = Starlette(routes=routes)

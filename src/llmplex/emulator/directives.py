@@ -14,7 +14,24 @@ from typing import Any
 
 __all__ = ["FAULTS", "Directives", "Settings", "parse_directives"]
 
-FAULTS = frozenset({"midstream", "truncate", "stall", "stallheaders", "malformed", "reset"})
+FAULTS = frozenset(
+    {
+        "midstream",
+        "truncate",
+        "stall",
+        "stallheaders",
+        "malformed",
+        "reset",
+        # hostile upstreams (see hostile.py)
+        "rolestall",
+        "pingstall",
+        "redirect",
+        "endlessline",
+        "gzipbomb",
+        "hugebody",
+        "echokey",
+    }
+)
 
 # directive token -> Directives field holding its integer argument
 _NUMERIC = {
@@ -26,6 +43,7 @@ _NUMERIC = {
     "retryafter": "retry_after",
     "retryafterms": "retry_after_ms",
     "times": "times",
+    "mib": "size_mib",
 }
 _HEADER_PREFIX = "x-emulator-"
 _FALSE = frozenset({"", "0", "false", "no", "off"})
@@ -52,6 +70,7 @@ class Directives:
     retry_after: int | None = None
     retry_after_ms: int | None = None
     times: int | None = None
+    size_mib: int | None = None  # gzipbomb / hugebody size
     fault: str | None = None
     tool: bool = False
 

@@ -78,6 +78,17 @@ class Exchange:
         if data:
             self._buffer.append(data)
 
+    async def push(self, data: bytes) -> None:
+        """Send ``data`` now (waits while the client does not read: uvicorn applies backpressure).
+
+        Raises ``ClientGone`` once the client has left; yields to the loop each time, so an endless
+        loop of pushes starves nobody.
+        """
+        self._watch()
+        self.write(data)
+        await self._flush()
+        await asyncio.sleep(0)
+
     async def finish(self, data: bytes = b"") -> None:
         self.write(data)
         self._check()

@@ -23,10 +23,10 @@ async def play_completion(
     if fault == "malformed":
         body = _MALFORMED_BODY
     content_headers = [(b"content-type", JSON), *headers]
-    if fault in ("truncate", "reset", "stall"):
+    if fault in ("truncate", "reset", "stall", "rolestall", "pingstall"):
         await exchange.start(200, [*content_headers, (b"content-length", str(len(body)).encode())])
         exchange.write(body[: len(body) // 2])
-        if fault == "stall":
+        if fault in ("stall", "rolestall", "pingstall"):
             await exchange.until_gone()
         await exchange.abort()
         return
@@ -38,7 +38,13 @@ async def play_stream(
 ) -> None:
     stream_headers = [(b"content-type", plan.media_type), (b"cache-control", b"no-cache"), *headers]
     await exchange.start(200, stream_headers)
+    if fault == "pingstall":  # keep-alive comments forever, never an event
+        while True:
+            await exchange.push(b": ping\n\n")
+            await exchange.pause(max(directives.chunk_delay_ms, 10) / 1000)
     exchange.write(plan.prelude)
+    if fault == "rolestall":  # the opening events (OpenAI: a role-only chunk), then silence
+        await exchange.until_gone()
     await exchange.pause(directives.ttft_ms / 1000)
     limit = _CHUNKS_BEFORE_FAULT.get(fault or "", len(plan.chunks))
     for index, chunk in enumerate(plan.chunks[:limit]):

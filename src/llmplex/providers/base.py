@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import orjson
 
+from llmplex._redact import MASK, SECRET_HEADERS, display_url
 from llmplex._sse import SSEEvent
 from llmplex.exceptions import APIStatusError, ContentPolicyViolationError, ContextWindowExceededError
 from llmplex.types import ModelResponse, ModelResponseStream
@@ -90,7 +91,7 @@ class Endpoint:
         return f"Endpoint(base_url={self.base_url!r}, api_key={'***' if self.api_key else None})"
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False)
 class HTTPRequest:
     method: str
     url: str
@@ -101,6 +102,12 @@ class HTTPRequest:
     def post_json(cls, url: str, headers: dict[str, str], body: dict[str, Any]) -> HTTPRequest:
         headers = {"Content-Type": "application/json", **headers}
         return cls("POST", url, headers, orjson.dumps(body))
+
+    def __repr__(self) -> str:
+        # error reporters print the locals of failed frames: never the key (headers, URL) or the prompt (body)
+        headers = {k: MASK if k.lower() in SECRET_HEADERS else v for k, v in self.headers.items()}
+        body = "None" if self.body is None else f"<{len(self.body)} bytes>"
+        return f"HTTPRequest(method={self.method!r}, url={display_url(self.url)!r}, headers={headers!r}, body={body})"
 
 
 @dataclass(slots=True)

@@ -17,6 +17,7 @@ from llmplex import AsyncClient, CompletionStream
 from llmplex._concurrency import RaceOutcome
 from llmplex._deadline import Deadlines
 from llmplex._latency import DEFAULT_QUANTILE
+from llmplex._redact import display_url
 from llmplex.exceptions import AllModelsFailedError, APIError
 from llmplex.proxy.access_log import RequestRecord, record_of
 from llmplex.proxy.auth import Authenticator
@@ -171,7 +172,7 @@ def _route_headers(label: str, model_id: str, api_base: str | None) -> tuple[tup
     """Which model and deployment answered, as raw header pairs (computed once per combination)."""
     headers = [(b"x-llmplex-model", _header_value(label)), (b"x-llmplex-model-id", _header_value(model_id))]
     if api_base:
-        headers.append((b"x-llmplex-api-base", _header_value(api_base.split("?", 1)[0])))
+        headers.append((b"x-llmplex-api-base", _header_value(display_url(api_base))))
     return tuple((name, value.encode("latin-1")) for name, value in headers)
 
 
