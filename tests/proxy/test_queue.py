@@ -159,7 +159,7 @@ async def test_two_proxies_sharing_redis_never_exceed_rpm(
 
 
 async def test_a_stream_stalled_before_content_fails_over(emulator: EmulatorServer, proxy_factory: Factory) -> None:
-    stalled, good = unique("s") + "-ttft-5000", unique("g")
+    stalled, good = unique("s") + "-fault-rolestall", unique("g")
     proxy = proxy_factory(
         {
             "model_list": [

@@ -30,6 +30,10 @@ FAULTS = frozenset(
         "gzipbomb",
         "hugebody",
         "echokey",
+        # a router's failover cases (see refusals.py)
+        "roleend",
+        "contextwindow",
+        "contentpolicy",
     }
 )
 
@@ -47,8 +51,6 @@ _NUMERIC = {
 }
 _HEADER_PREFIX = "x-emulator-"
 _FALSE = frozenset({"", "0", "false", "no", "off"})
-# a router's failover cases (see refusals.py)
-FAULTS = FAULTS | {"roleend", "contextwindow", "contentpolicy"}
 
 
 @dataclass(frozen=True, slots=True)

@@ -140,7 +140,7 @@ class RoutingCore:
                 call = resolve_prepared(self._prepared(client, deployment), messages, options, client.config)
                 result = await client.run_call(call, relay=True)
                 if type(result) is CompletionStream:  # nothing reaches the caller before the stream has content
-                    await first_content(result, call.first_token_timeout - (self._clock() - started))
+                    await first_content(result)
             except APIError as exc:
                 failover = exc.retryable or result is not None  # a stream that failed before its first content
                 await self._failed(group, deployment, exc, failover)

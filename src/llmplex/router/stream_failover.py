@@ -11,29 +11,17 @@ handed over a failure is the caller's to see: the stream raises (the proxy sends
 
 from __future__ import annotations
 
-import asyncio
-
 from llmplex._streaming import CompletionStream
-from llmplex.exceptions import Timeout
 
 __all__ = ["first_content"]
 
 
-async def first_content(stream: CompletionStream, timeout: float) -> None:
+async def first_content(stream: CompletionStream) -> None:
     """Read until the stream has a chunk with content (text or a tool call) queued; raises like iteration.
 
-    ``timeout``: seconds left of the call's first-token timeout. The stream enforces it too, but a
-    role-only chunk must not stop that clock, whatever the stream counts as its first chunk.
-    A stream that ends without content raises ``StreamError``; the router fails over on any error
-    here, whatever the error's own ``retryable`` says.
+    The stream holds the deadline: its first-token timeout counts from the request's start until
+    content (``CompletionStream``; role-only chunks and ``: ping`` comments do not stop it). A stream
+    that ends without content raises ``StreamError``; the router fails over on any error here,
+    whatever the error's own ``retryable`` says.
     """
-    try:
-        async with asyncio.timeout(max(timeout, 0.0)):
-            await stream.peek_first_content()
-    except TimeoutError:
-        stream.close()
-        raise Timeout(
-            f"stream first-token timeout exceeded: no content within {timeout:g}s",
-            provider=stream.provider,
-            model=stream.model,
-        ) from None
+    await stream.peek_first_content()
