@@ -208,11 +208,12 @@ class RoutingCore:
         may_wait: bool = True,
     ) -> Deployment:
         """A deployment not cooling down, admitted against its limits and counted in flight; waits in line if none."""
-        if group not in self._lines:
+        waits = may_wait and self.settings.queue_timeout > 0
+        if not waits or group not in self._lines:  # (a request that will not wait tries even past a line)
             deployment, wait = await self.try_pick(group, avoid)
             if deployment is not None:
                 return deployment
-            if self.settings.queue_timeout <= 0 or not may_wait:
+            if not waits:
                 raise no_deployment(group, wait)
         line = self._lines.get(group)
         if line is None:
