@@ -163,15 +163,16 @@ async def test_a_stream_stalled_before_content_fails_over(emulator: EmulatorServ
     proxy = proxy_factory(
         {
             "model_list": [
-                openai_model("a", stalled, emulator.openai_base, stream_timeout=0.3),  # a role chunk, then silence
-                openai_model("a", good, emulator.openai_base),
+                # a role chunk, then silence; picked first (almost always: weights 1000 to 1)
+                openai_model("a", stalled, emulator.openai_base, stream_timeout=0.3, weight=1000),
+                openai_model("a", good, emulator.openai_base, weight=1),
             ],
-            "router_settings": {"num_retries": 1, "routing_strategy": "least-busy"},
+            "router_settings": {"num_retries": 1},
         }
     )
     client = openai.AsyncOpenAI(base_url=proxy.base, api_key="x", max_retries=0)
     seen_stalled = False
-    for _ in range(4):  # until the router happened to pick the stalled deployment first
+    for _ in range(3):  # until the router picked the stalled deployment first (the first time, but for 1 in 1000)
         stream = await client.chat.completions.create(model="a", messages=MESSAGES, stream=True)
         chunks = [chunk async for chunk in stream]
         assert {c.model for c in chunks} == {good}  # one clean stream, from the good deployment only
