@@ -236,3 +236,42 @@ async def test_after_content_a_failure_is_an_error_event_and_counted(
         if line.startswith("llmplex_proxy_upstream_errors_total") and 'model="a"' in line
     ]
     assert errors and float(errors[0].rsplit(" ", 1)[1]) >= 1
+
+
+def test_queue_and_failover_settings_are_read_from_the_config() -> None:
+    from llmplex.exceptions import ConfigError
+    from llmplex.proxy import ProxyConfig
+
+    base = "http://127.0.0.1:9/v1"
+    text = f"""
+model_list:
+  - model_name: a
+    litellm_params: {{model: openai/x, api_base: "{base}", api_key: k, max_parallel_requests: 3, stream_timeout: 2}}
+  - model_name: b
+    litellm_params: {{model: openai/y, api_base: "{base}", api_key: k}}
+router_settings:
+  queue_timeout: 4.5
+  queue_max_length: 7
+  default_priority: 3
+  stream_timeout: 1.5
+  context_window_fallbacks: [{{a: [b]}}]
+litellm_settings:
+  content_policy_fallbacks: [{{a: [b]}}]
+"""
+    config = ProxyConfig.from_yaml(text, environ={})
+    router = config.router
+    assert (router.queue_timeout, router.queue_max_length, router.default_priority) == (4.5, 7, 3)
+    assert router.stream_first_token_timeout == 1.5
+    assert router.context_window_fallbacks == {"a": ("b",)} and router.content_policy_fallbacks == {"a": ("b",)}
+    first = config.deployments[0]
+    assert first.max_parallel_requests == 3 and first.params["stream_first_token_timeout"] == 2.0
+    assert "stream_timeout" not in first.params and "max_parallel_requests" not in first.params
+    assert not any("max_parallel_requests" in w or "stream_timeout" in w for w in config.warnings)
+    with pytest.raises(ConfigError, match=r"router_settings\.queue_timeout"):
+        ProxyConfig.from_yaml(text.replace("queue_timeout: 4.5", "queue_timeout: -1"), environ={})
+    with pytest.raises(ConfigError, match=r"max_parallel_requests"):
+        ProxyConfig.from_yaml(text.replace("max_parallel_requests: 3", "max_parallel_requests: 0"), environ={})
+    with pytest.raises(ConfigError, match=r"context_window_fallbacks"):
+        ProxyConfig.from_yaml(
+            text.replace("context_window_fallbacks: [{a: [b]}]", "context_window_fallbacks: [{a: [nope]}]"), environ={}
+        )
