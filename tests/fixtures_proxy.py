@@ -17,12 +17,15 @@ import pytest
 import uvicorn
 
 from llmplex.proxy import ProxyConfig, create_app
+from llmplex.proxy.protocol import BoundedHttpToolsProtocol, ServerConfig
 
 START_TIMEOUT = 10.0
 
 
 class ProxyServer:
-    def __init__(self, config: ProxyConfig) -> None:
+    """``server_options``: more ``ServerConfig`` settings (``header_timeout``, ``timeout_keep_alive``, ...)."""
+
+    def __init__(self, config: ProxyConfig, **server_options: Any) -> None:
         self.config = config
         self.app = create_app(config)
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -31,16 +34,17 @@ class ProxyServer:
         self.port = self._sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self.base = self.url + "/v1"
-        uv_config = uvicorn.Config(
+        uv_config = ServerConfig(  # as the CLI serves: httptools with the proxy's bounds on request heads
             self.app,
             host="127.0.0.1",
             port=self.port,
             loop="uvloop",
-            http="httptools",
+            http=BoundedHttpToolsProtocol,
             ws="none",
             lifespan="on",
             log_level="warning",
             access_log=False,
+            **server_options,
         )
         self._server = uvicorn.Server(uv_config)
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True)

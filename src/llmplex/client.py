@@ -167,6 +167,11 @@ class AsyncClient:
 
         return await batch.batch_completion_models_all_responses(self, *args, **options)
 
+    async def open(self) -> None:
+        """Create the HTTP session now, in the running loop, instead of at the first request (which would
+        otherwise pay for importing the HTTP stack, ~0.1-0.3 s). Servers call it before they say ready."""
+        await self._transport.session()
+
     async def aclose(self) -> None:
         """Close the HTTP session; in-flight requests on it fail."""
         await self._transport.aclose()

@@ -19,12 +19,12 @@ class Checker:
 
     def mapping(self, value: Any, path: str) -> dict[str, Any]:
         if not isinstance(value, dict):
-            raise self.doc.error(path, f"must be a mapping, got {_kind(value)}")
+            raise self.doc.error(path, f"must be a mapping, got {self._kind(path, value)}")
         return value
 
     def seq(self, value: Any, path: str) -> list[Any]:
         if not isinstance(value, list):
-            raise self.doc.error(path, f"must be a list, got {_kind(value)}")
+            raise self.doc.error(path, f"must be a list, got {self._kind(path, value)}")
         return value
 
     def section(self, top: Mapping[str, Any], name: str, known: frozenset[str]) -> dict[str, Any]:
@@ -52,7 +52,7 @@ class Checker:
             return None
         value = self._coerce(value, path, kind)
         if minimum is not None and value < minimum:
-            raise self.doc.error(path, f"must be at least {minimum:g}, got {value!r}")
+            raise self.doc.error(path, f"must be at least {minimum:g}, got {self.doc.shown(path, value)}")
         return value
 
     def _coerce(self, value: Any, path: str, kind: type) -> Any:
@@ -63,10 +63,21 @@ class Checker:
         if kind is dict and isinstance(value, dict):
             return value
         if isinstance(value, bool) and kind is not bool:
-            raise self.doc.error(path, f"must be {_TYPE_NAMES.get(kind, kind.__name__)}, got {value!r}")
+            raise self.doc.error(
+                path, f"must be {_TYPE_NAMES.get(kind, kind.__name__)}, got {self.doc.shown(path, value)}"
+            )
         if not isinstance(value, kind):
-            raise self.doc.error(path, f"must be {_TYPE_NAMES.get(kind, kind.__name__)}, got {_kind(value)}")
+            raise self.doc.error(path, f"must be {_TYPE_NAMES.get(kind, kind.__name__)}, got {self._kind(path, value)}")
         return value
+
+    def _kind(self, path: str, value: Any) -> str:
+        if value is None:
+            return "nothing"
+        if path in self.doc.from_env:
+            return self.doc.shown(path, value)
+        if isinstance(value, str):
+            return f"the string {value[:40]!r}"
+        return type(value).__name__
 
     def ignored(self, path: str, *, note: str | None = None) -> None:
         self._ignored.setdefault(path, note)
@@ -95,11 +106,3 @@ def _from_text(value: str, kind: type) -> Any:
     if kind is bool and text.lower() in ("true", "false"):
         return text.lower() == "true"
     return value
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "nothing"
-    if isinstance(value, str):
-        return f"the string {value[:40]!r}"
-    return type(value).__name__

@@ -26,7 +26,7 @@ class SourceDoc:
     data: Any
     source: str
     lines: dict[str, int] = field(default_factory=dict)
-    from_env: set[str] = field(default_factory=set)  # paths whose value came from os.environ/VAR
+    from_env: dict[str, str] = field(default_factory=dict)  # path -> VAR, for values read from os.environ/VAR
 
     def where(self, path: str) -> str:
         """``path (line N)``, or the nearest parent's line when the key itself is absent."""
@@ -37,6 +37,14 @@ class SourceDoc:
                 return f"{path} (line {line})" if path else f"line {line}"
             probe = _parent(probe)
         return path or "top level"
+
+    def shown(self, path: str, value: Any) -> str:
+        """How an error may show the value at ``path``: never a value read from the environment (it may be a
+        secret, or part of one), which is "the value of VAR" instead."""
+        var = self.from_env.get(path)
+        if var is not None:
+            return f"the value of {var}"
+        return repr(value[:40] if isinstance(value, str) else value)
 
     def error(self, path: str, message: str) -> ConfigError:
         return ConfigError(f"{self.source}: {self.where(path)}: {message}")
@@ -53,7 +61,7 @@ class SourceDoc:
             resolved = environ.get(name)
             if not name or resolved is None:
                 raise self.error(path, f"environment variable {name!r} is not set")
-            self.from_env.add(path)
+            self.from_env[path] = name
             return resolved
         if isinstance(value, dict):
             return {k: self._resolve(v, join(path, k), environ) for k, v in value.items()}

@@ -83,8 +83,8 @@ async def test_auth_headers_accepted(http: aiohttp.ClientSession, proxy: ProxySe
 
 @pytest.mark.parametrize(
     "headers",
-    [{}, {"Authorization": "Bearer sk-wrong-key"}, {"Authorization": MASTER_KEY}, {"x-api-key": "nope"}],
-    ids=["missing", "wrong", "no-bearer", "wrong-x-api-key"],
+    [{}, {"Authorization": "Bearer sk-wrong-key"}, {"Authorization": f"Basic {MASTER_KEY}"}, {"x-api-key": "nope"}],
+    ids=["missing", "wrong", "basic-scheme", "wrong-x-api-key"],
 )
 async def test_auth_failures_are_openai_shaped_401(
     http: aiohttp.ClientSession, proxy: ProxyServer, headers: dict[str, str]
@@ -177,6 +177,8 @@ async def test_health_and_openapi(http: aiohttp.ClientSession, proxy: ProxyServe
     async with http.get(proxy.url + "/health/readiness") as resp:
         assert resp.status == 200 and (await resp.json())["status"] == "healthy"
     async with http.get(proxy.url + "/openapi.json") as resp:
+        assert resp.status == 401  # it lists every model name: the master key is needed, as for /v1/models
+    async with http.get(proxy.url + "/openapi.json", headers={"Authorization": f"Bearer {MASTER_KEY}"}) as resp:
         doc = await resp.json()
     assert {"/chat/completions", "/v1/chat/completions", "/models", "/v1/models", "/health/readiness"} <= set(
         doc["paths"]

@@ -54,7 +54,7 @@ def proxy(proxy_factory: Any, emulator: EmulatorServer) -> ProxyServer:
         {"Authorization": f"Bearer {MASTER.upper()}"},  # differently cased
         {"Authorization": f"Bearer {MASTER.lower()}"},
         {"Authorization": f"Basic {MASTER}"},
-        {"Authorization": MASTER},
+        {"Authorization": f"{MASTER[:-1]}"},  # a bare key is read (as LiteLLM does), a truncated one refused
         {"api-key": MASTER.swapcase()},
         {"x-api-key": MASTER[1:]},
         {"Authorization": f"Bearer {MASTER} {MASTER}"},

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 
 import aiohttp
@@ -78,7 +80,9 @@ async def test_demo_runs_offline_and_races(demo: tuple[str, list[str]]) -> None:
 
 async def test_single_model_with_workers(emulator: EmulatorServer) -> None:
     env = {"OPENAI_API_KEY": "test-key", "OPENAI_API_BASE": emulator.openai_base, "LITELLM_MASTER_KEY": "sk-cli"}
-    process, url, _ = _start("--model", "openai/cli-model", "--host", "127.0.0.1", "--num_workers", "2", env=env)
+    process, url, _ = _start(
+        "--model", "openai/cli-model", "--host", "127.0.0.1", "--num_workers", "2", "--header_timeout", "0.5", env=env
+    )
     try:
         headers = {"Authorization": "Bearer sk-cli"}
         body = {"model": "anything", "messages": [{"role": "user", "content": "x"}]}
@@ -94,8 +98,27 @@ async def test_single_model_with_workers(emulator: EmulatorServer) -> None:
             async with http.post(url + "/v1/chat/completions", json=body, headers=headers) as resp:
                 assert resp.status == 200
                 assert (await resp.json())["model"] == "cli-model"  # --model overrides the request's model
+        # the workers got --header_timeout: a connection that sends nothing is closed after 0.5 s
+        host, port = url.removeprefix("http://").split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        started = time.monotonic()
+        try:
+            assert await asyncio.wait_for(reader.read(), 5.0) == b""
+            assert time.monotonic() - started < 2.0
+        finally:
+            writer.close()
     finally:
         assert _stop(process) == 0
+
+
+@pytest.mark.parametrize(
+    "args", [["--header_timeout", "0"], ["--keepalive_timeout", "-1"], ["--max_header_bytes", "lots"]]
+)
+def test_connection_bounds_must_be_positive(args: list[str]) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "llmplex", "--demo", *args], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert done.returncode == 2 and args[0] in done.stderr
 
 
 async def _sleep(seconds: float) -> None:

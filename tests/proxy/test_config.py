@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -206,3 +207,40 @@ def test_demo_config_is_packaged_unchanged() -> None:
         environ={"LLMPLEX_EMULATOR_URL": "http://127.0.0.1:1", "LLMPLEX_EMULATOR_OPENAI_BASE": "http://127.0.0.1:1/v1"},
     )
     assert config.start_emulator and config.warnings == ()
+
+
+SECRET = "sk-live-Zq8Yv3Lm2Tx9"
+REF = "os.environ/LLMPLEX_T"
+
+
+@pytest.mark.parametrize(
+    ("path", "setting"),
+    [
+        ("model_list[0].litellm_params.rpm", {"model_list": [{"litellm_params": {"rpm": REF}}]}),
+        ("model_list[0].litellm_params.model", {"model_list": [{"litellm_params": {"model": REF}}]}),
+        ("router_settings.routing_strategy", {"router_settings": {"routing_strategy": REF}}),
+        ("router_settings.num_retries", {"router_settings": {"num_retries": REF}}),
+        ("litellm_settings.drop_params", {"litellm_settings": {"drop_params": REF}}),
+        ("router_settings.model_group_alias.x", {"router_settings": {"model_group_alias": {"x": REF}}}),
+        ("router_settings.fallbacks[0].a", {"router_settings": {"fallbacks": [{"a": [REF]}]}}),
+        ("litellm_settings.request_timeout", {"litellm_settings": {"request_timeout": REF}}),
+    ],
+    ids=lambda v: v if isinstance(v, str) else None,
+)
+@pytest.mark.parametrize("secret", [SECRET, "-5"])
+def test_config_errors_never_print_values_read_from_the_environment(
+    path: str, setting: dict[str, Any], secret: str
+) -> None:
+    """A wrong value from os.environ/VAR is named as "the value of VAR": it may be a secret (or part of one)."""
+    data: dict[str, Any] = {"model_list": [{"model_name": "a", "litellm_params": {"model": "openai/a"}}]}
+    for section, value in setting.items():
+        if section == "model_list":
+            data["model_list"][0]["litellm_params"].update(value[0]["litellm_params"])
+        else:
+            data[section] = value
+    with pytest.raises(ConfigError) as caught:
+        ProxyConfig.from_dict(data, environ={"LLMPLEX_T": secret})
+    message = str(caught.value)
+    assert path.split("[")[0].split(".")[0] in message, message
+    assert secret not in message and secret[:8] not in message, message
+    assert "the value of LLMPLEX_T" in message, message

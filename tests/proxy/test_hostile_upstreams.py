@@ -18,6 +18,8 @@ MESSAGES = [{"role": "user", "content": "hello"}]
 KEY = "test-key"  # openai_model's deployment key
 
 
+OTHER_KEY = "sk-other-deployment-0123456789"  # a second deployment's key, which the leaky upstream knows
+
 RETRY_AFTERS = {"nan": {"retry-after": "nan"}, "huge": {"retry-after": "1e300"}, "inf-ms": {"retry-after-ms": "1e400"}}
 
 
@@ -26,6 +28,9 @@ def limited() -> Iterator[RawUpstream]:
     """429s whose retry-after is absurd; the model name (after the deployment prefix) picks which."""
 
     async def handler(req: Received, conn: Conn) -> None:
+        if req.json()["model"] == "leak":  # an upstream whose error text carries another deployment's key
+            await conn.respond(400, {"error": {"message": f"bad request; key {OTHER_KEY} is also invalid"}}, {})
+            return
         headers = RETRY_AFTERS[req.json()["model"]]
         await conn.respond(429, {"error": {"message": "slow down", "type": "rate_limit_error"}}, headers)
 
@@ -44,6 +49,11 @@ def proxy(proxy_factory: Any, emulator: EmulatorServer, limited: RawUpstream) ->
                 openai_model("echo", "m-fault-echokey", emulator.openai_base),
                 openai_model("huge", "m-fault-hugebody", emulator.openai_base),
                 *absurd,
+                openai_model("leak", "leak", limited.openai_base),
+                {
+                    "model_name": "other",
+                    "litellm_params": {"model": "openai/m", "api_base": emulator.openai_base, "api_key": OTHER_KEY},
+                },
                 {
                     "model_name": "userinfo",
                     "litellm_params": {
@@ -77,6 +87,12 @@ async def test_an_echoed_key_is_redacted(proxy: ProxyServer) -> None:
     status, body, _ = await post(proxy, "echo")
     assert status == 401 and b"Incorrect API key" in body
     assert KEY.encode() not in body
+
+
+async def test_another_deployments_key_in_an_upstream_error_is_redacted(proxy: ProxyServer) -> None:
+    status, body, _ = await post(proxy, "leak")
+    assert status == 400 and b"is also invalid" in body
+    assert OTHER_KEY.encode() not in body
 
 
 async def test_a_huge_body_is_a_502(proxy: ProxyServer) -> None:

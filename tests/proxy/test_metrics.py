@@ -31,6 +31,10 @@ def proxy(proxy_factory: Any, emulator: EmulatorServer) -> ProxyServer:
                 openai_model("slowish", "slowish-delay-300", base),
                 openai_model("broken", "broken-status-500", base),
                 openai_model("streamer", "streamer-chunks-3-ttft-50", base),
+                {
+                    "model_name": "claude",
+                    "litellm_params": {"model": "anthropic/claude-test", "api_base": emulator.url, "api_key": "k"},
+                },
             ],
             "general_settings": {"master_key": KEY},
         }
@@ -52,7 +56,7 @@ def value(text: str, name: str, **labels: str) -> float:
 
 
 async def scrape(http: aiohttp.ClientSession, proxy: ProxyServer) -> str:
-    async with http.get(proxy.url + "/metrics") as resp:
+    async with http.get(proxy.url + "/metrics", headers={"Authorization": f"Bearer {KEY}"}) as resp:
         assert resp.status == 200
         assert resp.headers["content-type"].startswith("text/plain")
         return await resp.text()
@@ -99,6 +103,46 @@ async def test_requests_latency_and_errors_are_counted(proxy: ProxyServer) -> No
     # a name the client invented never becomes a label (unbounded cardinality)
     assert "no-such-model" not in after
     assert value(after, "llmplex_proxy_requests_total", route=route, model="-", status="400") >= 1
+
+
+async def test_errors_are_counted_by_origin(proxy: ProxyServer) -> None:
+    """Refused requests count as the client's, failed calls as the upstream's; only the latter are upstream errors."""
+    async with aiohttp.ClientSession() as http:
+        before = await scrape(http, proxy)
+        assert (await chat(http, proxy, model="no-such-model"))[0] == 400  # the proxy refuses it
+        # the SDK refuses it (a tool result without its call id cannot be translated), before any upstream call
+        bad_turns = [*MESSAGES, {"role": "tool", "content": "42"}]
+        async with http.post(
+            proxy.base + "/chat/completions",
+            json={"model": "claude", "messages": bad_turns},
+            headers={"Authorization": f"Bearer {KEY}"},
+        ) as resp:
+            assert resp.status == 400
+        assert (await chat(http, proxy, model="broken"))[0] == 500  # the upstream fails
+        after = await scrape(http, proxy)
+
+    def grew(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    errors = "llmplex_proxy_errors_total"
+    assert grew(errors, model="-", origin="client", error="ProxyError") == 1
+    assert grew(errors, model="claude", origin="client", error="BadRequestError") == 1
+    assert grew(errors, model="broken", origin="upstream", error="InternalServerError") >= 1
+    assert grew("llmplex_proxy_upstream_errors_total", model="claude", error="BadRequestError") == 0
+    assert not [labels for labels in samples(after, errors) if ("origin", "internal") in labels]
+
+
+async def test_metrics_and_openapi_need_the_master_key(proxy: ProxyServer) -> None:
+    """Both name every configured model (what /v1/models protects)."""
+    async with aiohttp.ClientSession() as http:
+        for path in ("/metrics", "/openapi.json"):
+            for headers in ({}, {"Authorization": "Bearer wrong"}):
+                async with http.get(proxy.url + path, headers=headers) as resp:
+                    assert resp.status == 401, path
+                    body = await resp.text()
+                    assert "streamer" not in body and '"authentication_error"' in body
+            async with http.get(proxy.url + path, headers={"x-api-key": KEY}) as resp:
+                assert resp.status == 200 and "llmplex" in await resp.text()
 
 
 async def test_stream_ttft_is_observed(proxy: ProxyServer) -> None:

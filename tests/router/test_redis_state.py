@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import random
 import socket
 import time
 import uuid
@@ -24,6 +25,7 @@ from llmplex.exceptions import ConfigError, ServiceUnavailableError
 from llmplex.proxy import ProxyConfig
 from llmplex.router.state import LocalState, make_state
 from llmplex.router.state.shared import RedisState
+from llmplex.router.strategies import choose
 
 REDIS_URL = os.environ.get("REDIS_TEST_URL", "redis://127.0.0.1:6379/0")
 
@@ -273,3 +275,109 @@ async def test_a_hanging_redis_never_stalls_a_request() -> None:
             writer.close()
         server.close()
         await server.wait_closed()
+
+
+# hostile or stale values in Redis (issue 17 #6): anyone with access to Redis can write these keys
+
+
+@pytest.mark.parametrize("bad", ["nan", "inf", "-inf", "1e400", "-5", "fast"])
+async def test_non_finite_latency_in_redis_is_ignored(pair: tuple[RedisState, RedisState], bad: str) -> None:
+    a, b = pair
+    first, second = a.deployments
+    client = sync_redis.Redis.from_url(REDIS_URL, socket_timeout=2)
+    try:
+        client.set(f"{a.redis_settings.key_prefix}:{first.model_id}:latency", bad)
+        b.record_success(second, 80.0, 1)
+        await b.sync_once()
+        assert b.latency_ms(first) is None  # not NaN/inf/negative: the local (unknown) value applies
+        assert b.latency_samples(first) == []
+        rng = random.Random(1)
+        picks = {choose("latency-based-routing", a.deployments, b, rng).model_id for _ in range(20)}
+        assert picks <= {"a", "b"} and picks  # always a pick; before, NaN left nothing to pick from
+        # this instance's samples replace the broken shared value
+        b.record_success(first, 50.0, 1)
+        await b.sync_once()
+        assert b.latency_ms(first) == pytest.approx(50.0)
+        assert float(client.get(f"{a.redis_settings.key_prefix}:{first.model_id}:latency") or "nan") == 50.0
+        assert a.redis_errors == b.redis_errors == 0
+    finally:
+        client.close()
+
+
+async def test_a_shared_latency_whose_key_disappears_is_dropped(pair: tuple[RedisState, RedisState]) -> None:
+    a, b = pair
+    second = a.deployments[1]
+    a.record_success(second, 120.0, 1)
+    await a.sync_once()
+    await b.sync_once()
+    assert b.latency_ms(second) == pytest.approx(120.0)
+    client = sync_redis.Redis.from_url(REDIS_URL, socket_timeout=2)
+    try:
+        client.delete(f"{a.redis_settings.key_prefix}:{second.model_id}:latency")
+    finally:
+        client.close()
+    await b.sync_once()
+    assert b.latency_ms(second) is None  # not the stale 120 ms for as long as the process lives
+
+
+async def test_broken_counters_in_redis_neither_break_nor_bypass_limits(
+    pair: tuple[RedisState, RedisState],
+) -> None:
+    a, b = pair
+    limited = a.deployments[0]  # rpm: 5, window 4 s
+    await at_window_start(4)
+    window = server_ms() // 4000
+    client = sync_redis.Redis.from_url(REDIS_URL, socket_timeout=2)
+    try:
+        base = f"{a.redis_settings.key_prefix}:{limited.model_id}"
+        client.set(f"{base}:rpm:{window}", "nan")
+        client.set(f"{base}:tpm:{window}", "inf")
+        client.set(f"{base}:cooldown", "1", px=10**9)  # a cooldown far longer than the configured 30 s
+        results = await asyncio.gather(*(a.admit(limited) for _ in range(8)))
+        assert sum(1 for r in results if r == 0) == 5  # counted from zero again, the limit holds
+        await b.sync_once()
+        assert a.redis_errors == b.redis_errors == 0 and b.healthy
+        assert 0 < b.blocked_for(limited) <= 30  # the cooldown is capped at the configured one
+    finally:
+        client.close()
+
+
+# Redis URLs whose password holds URL delimiters (issue 17 #14)
+
+HOSTILE_PASSWORD = "pa#ss/w@rd?x:y%25z"  # as written in the URL: %25 is a literal '%'
+
+
+async def test_a_password_with_url_delimiters_connects(redis_prefix: str) -> None:
+    """A real Redis user whose password holds '#', '/', '@', '?' and ':', written raw in redis_url."""
+    user = f"{redis_prefix}-user"
+    admin = sync_redis.Redis.from_url(REDIS_URL, socket_timeout=2)
+    try:
+        admin.acl_setuser(
+            user, enabled=True, passwords=["+pa#ss/w@rd?x:y%z"], keys=[f"{redis_prefix}:*"], commands=["+@all"]
+        )
+        host_port = REDIS_URL.split("://", 1)[1].split("/", 1)[0].rsplit("@", 1)[-1]
+        url = f"redis://{user}:{HOSTILE_PASSWORD}@{host_port}/0"
+        cfg = config(redis_prefix, redis={"redis_url": url}, redis_timeout_seconds=1.0)
+        state = make_state(cfg.deployments, cfg.router, cfg.redis)
+        assert isinstance(state, RedisState)
+        await state.start()
+        try:
+            assert state.healthy and state.redis_errors == 0
+            assert await state.sync_once()
+        finally:
+            await state.close()
+    finally:
+        admin.acl_deluser(user)
+        admin.close()
+
+
+@pytest.mark.parametrize("url", ["redis://:s3cret-pw@127.0.0.1:notaport/0", "http://:s3cret-pw@127.0.0.1:6379/0"])
+def test_a_broken_redis_url_names_the_setting_not_the_secret(url: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        config(None, redis={"redis_url": url})
+    message = str(caught.value)
+    assert "router_settings.redis_url" in message and "s3cret" not in message and "s3" not in message
+    entry = {"model_list": [{"model_name": "m", "litellm_params": {"model": "openai/m"}}]}
+    with pytest.raises(ConfigError) as caught:
+        ProxyConfig.from_dict(entry, environ={"REDIS_URL": url})
+    assert "REDIS_URL" in str(caught.value) and "s3" not in str(caught.value)

@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from llmplex import ModelResponse
-from llmplex.proxy.errors import ProxyError, error_response
+from llmplex.proxy.errors import ProxyError, error_origin, error_response
 from llmplex.proxy.metrics import ProxyMetrics
 from llmplex.relayed import RelayedResponse
 
@@ -68,6 +68,7 @@ class RequestRecord:
     ttft: float | None = None
     error: str | None = None
     upstream_errors: list[tuple[str, str]] = field(default_factory=list)  # (model, error class)
+    errors: list[tuple[str, str, str]] = field(default_factory=list)  # (model, origin, error class), for metrics
     race_cancelled: list[str] = field(default_factory=list)
     hedges: list[str] = field(default_factory=list)
     response: ModelResponse | RelayedResponse | None = None
@@ -78,7 +79,15 @@ class RequestRecord:
             self.ttft = time.perf_counter() - self.started
 
     def upstream_failed(self, model: str, exc: BaseException) -> None:
-        self.upstream_errors.append((model, type(exc).__name__))
+        """A model call failed: counted by origin; an upstream's failure also as an upstream error."""
+        origin = error_origin(exc)
+        self.errors.append((model, origin, type(exc).__name__))
+        if origin == "upstream":
+            self.upstream_errors.append((model, type(exc).__name__))
+
+    def failed(self, exc: BaseException) -> None:
+        """The request failed outside any model call (refused input, auth, a bug)."""
+        self.errors.append((self.model, error_origin(exc), type(exc).__name__))
 
 
 def record_of(request: Request) -> RequestRecord | None:
@@ -118,8 +127,10 @@ class ObservabilityMiddleware:
         self.metrics.requests_in_flight += 1
         try:
             await self.app(scope, receive, send_with_id)
-        except BaseException:
+        except BaseException as exc:
             record.status = record.status or 500
+            if isinstance(exc, Exception):
+                record.failed(exc)
             raise
         finally:
             self.metrics.requests_in_flight -= 1
@@ -160,6 +171,8 @@ class ObservabilityMiddleware:
             metrics.child(metrics.ttft, model).observe(record.ttft)
         for name, error in record.upstream_errors:
             metrics.child(metrics.upstream_errors, name, error).inc()
+        for name, origin, error in record.errors:
+            metrics.child(metrics.errors, name, origin, error).inc()
         if record.raced and record.winner is not None:
             metrics.child(metrics.race_wins, record.winner).inc()
         for name in record.race_cancelled:

@@ -19,7 +19,6 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from llmplex import AsyncClient
-from llmplex.cost import load_price_table
 from llmplex.proxy.access_log import ObservabilityMiddleware
 from llmplex.proxy.auth import Authenticator
 from llmplex.proxy.config import ProxyConfig, load_config, single_model_config
@@ -34,6 +33,7 @@ from llmplex.proxy.routes import (
     models_body,
     openapi,
 )
+from llmplex.proxy.warmup import warm_up
 from llmplex.router import Router
 
 __all__ = ["CONFIG_ENV", "MODEL_ENV", "ProxyApp", "app_from_env", "create_app", "freeze_startup_objects"]
@@ -78,17 +78,20 @@ def create_app(config: ProxyConfig) -> ProxyApp:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        state.client = AsyncClient(config.client_config())
-        # the price table takes ~0.25 s to import: in a thread, not on the loop at the first priced answer
-        prices = asyncio.get_running_loop().run_in_executor(None, load_price_table)
+        # Warm up before serving (uvicorn accepts connections, and readiness says ready, only after this):
+        # the first request would otherwise pay ~0.3 s (imports, the price table; see warmup.py).
+        warming = asyncio.get_running_loop().run_in_executor(None, warm_up, config)
+        client = AsyncClient(config.client_config())
+        await client.open()
         await state.router.start()  # the shared (Redis) router state connects here, in the serving loop
+        await warming
+        state.client = client
         try:
             yield
         finally:
-            client, state.client = state.client, None
+            state.client = None
             await client.aclose()
             await state.router.aclose()
-            await prices  # a thread cannot be cancelled; it finished long ago in any real run
 
     routes = [
         Route("/chat/completions", chat_completions, methods=["POST"]),

@@ -1,4 +1,4 @@
-"""``llmplex --config config.yaml``: serve the proxy with uvicorn (uvloop + httptools when installed).
+"""``llmplex --config config.yaml``: serve the proxy with uvicorn (httptools, and uvloop when installed).
 
 Also ``llmplex --model NAME`` (one model, no config) and ``llmplex --demo`` (offline demo on the
 emulator). A broken config exits with status 2 and a message naming the place in the file.
@@ -14,15 +14,24 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import Any
+
+import uvicorn
 
 from llmplex.config_source import parse_yaml
 from llmplex.exceptions import ConfigError
 from llmplex.proxy import demo
 from llmplex.proxy.access_log import log_config
 from llmplex.proxy.config import ProxyConfig, load_config, single_model_config
+from llmplex.proxy.protocol import (
+    DEFAULT_HEADER_TIMEOUT,
+    DEFAULT_KEEPALIVE_TIMEOUT,
+    DEFAULT_MAX_HEADER_BYTES,
+    BoundedHttpToolsProtocol,
+    ServerConfig,
+)
 
 __all__ = ["main"]
 
@@ -57,9 +66,57 @@ def _parser() -> argparse.ArgumentParser:
         help="on SIGTERM, seconds to let in-flight requests and streams finish (default 30)",
     )
     parser.add_argument(
+        "--keepalive_timeout",
+        "--keepalive-timeout",
+        type=_positive(int),
+        default=_env_number("KEEPALIVE_TIMEOUT", DEFAULT_KEEPALIVE_TIMEOUT, int),
+        dest="keepalive_timeout",
+        help=f"seconds an idle kept-alive connection stays open (default {DEFAULT_KEEPALIVE_TIMEOUT})",
+    )
+    parser.add_argument(
+        "--header_timeout",
+        "--header-timeout",
+        type=_positive(float),
+        default=DEFAULT_HEADER_TIMEOUT,
+        dest="header_timeout",
+        help="seconds a connection may take to send a request's headers; slower ones are closed "
+        f"(default {DEFAULT_HEADER_TIMEOUT:g})",
+    )
+    parser.add_argument(
+        "--max_header_bytes",
+        "--max-header-bytes",
+        type=_positive(int),
+        default=DEFAULT_MAX_HEADER_BYTES,
+        dest="max_header_bytes",
+        help=f"largest request head (request line and headers) accepted, bytes (default {DEFAULT_MAX_HEADER_BYTES})",
+    )
+    parser.add_argument(
         "--allow-unauthenticated", action="store_true", help="serve a non-loopback address without a master key"
     )
     return parser
+
+
+def _positive(kind: type[int] | type[float]) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not value > 0 or value == float("inf"):
+            raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
+        return value
+
+    return parse
+
+
+def _env_number(name: str, default: float, kind: type[int] | type[float]) -> float:
+    text = os.environ.get(name)
+    if not text:
+        return default
+    try:
+        return _positive(kind)(text)
+    except argparse.ArgumentTypeError as exc:
+        raise SystemExit(f"llmplex: error: {name}: {exc}") from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -136,13 +193,15 @@ def _is_loopback(host: str) -> bool:
 
 
 def _serve(args: argparse.Namespace, config: ProxyConfig, host: str, environ: dict[str, str]) -> None:
-    import uvicorn
-
     from llmplex.proxy.app import CONFIG_ENV, MODEL_ENV, create_app, freeze_startup_objects
 
     options: dict[str, Any] = {
         "loop": "uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
-        "http": "httptools" if importlib.util.find_spec("httptools") else "h11",
+        "http": BoundedHttpToolsProtocol,  # httptools (uvicorn[standard]) with bounds on request heads
+        "ws": "none",  # no WebSocket route: nothing to upgrade to (and nothing to import at startup)
+        "header_timeout": args.header_timeout,
+        "max_header_bytes": args.max_header_bytes,
+        "timeout_keep_alive": args.keepalive_timeout,
         "log_level": args.log_level,
         "log_config": log_config(args.access_log),
         "access_log": False,  # ours is structured (llmplex.proxy.access); uvicorn's would be a second line
@@ -154,9 +213,11 @@ def _serve(args: argparse.Namespace, config: ProxyConfig, host: str, environ: di
     port = sock.getsockname()[1]
     where = f"http://{_url_host(host)}:{port}"
     if args.num_workers <= 1:
-        server = uvicorn.Server(uvicorn.Config(create_app(config), host=host, port=port, **options))
+        server = _AnnouncingServer(
+            ServerConfig(create_app(config), host=host, port=port, **options),
+            f"serving {', '.join(config.model_names())} on {where}",
+        )
         freeze_startup_objects()
-        _say(f"serving {', '.join(config.model_names())} on {where}")
         server.run(sockets=[sock])
         return
     from uvicorn.supervisors import Multiprocess
@@ -176,9 +237,25 @@ def _serve(args: argparse.Namespace, config: ProxyConfig, host: str, environ: di
         if key in environ:
             os.environ[key] = environ[key]
     factory = "llmplex.proxy.app:app_from_env"
-    uv_config = uvicorn.Config(factory, factory=True, host=host, port=port, workers=args.num_workers, **options)
+    uv_config = ServerConfig(factory, factory=True, host=host, port=port, workers=args.num_workers, **options)
     _say(f"serving {', '.join(config.model_names())} on {where} with {args.num_workers} workers")
     Multiprocess(uv_config, sockets=[sock]).run()
+
+
+class _AnnouncingServer(uvicorn.Server):
+    """Says "serving ..." once the app has started (warmed up) and connections are accepted, not before."""
+
+    def __init__(self, config: uvicorn.Config, announcement: str) -> None:
+        super().__init__(config)
+        self.announcement = announcement
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if not self.should_exit:
+            from llmplex.proxy.app import freeze_startup_objects
+
+            freeze_startup_objects()  # again: the warm-up imported the HTTP stack and the price table
+            _say(self.announcement)
 
 
 def _bind(host: str, port: int) -> socket.socket:

@@ -19,6 +19,7 @@ from llmplex.config import ClientConfig
 from llmplex.config_checks import Checker
 from llmplex.config_source import SourceDoc, join, parse_yaml
 from llmplex.exceptions import ConfigError
+from llmplex.proxy.auth import master_key_setting
 from llmplex.proxy.redis_settings import OWN_SECTION, redis_settings
 from llmplex.router.deployments import Deployment, parse_model_list
 from llmplex.router.settings import ROUTING_STRATEGIES, RedisSettings, RouterSettings, parse_aliases, parse_fallbacks
@@ -124,7 +125,16 @@ class ProxyConfig:
             num_retries=0,
             timeout=self.router.timeout or self.request_timeout or 600.0,
             drop_params=self.drop_params,
+            # every configured key is redacted from relayed upstream errors, not only the calling deployment's
+            secrets=self.secrets(),
         )
+
+    def secrets(self) -> tuple[str, ...]:
+        """Every key this config holds: deployments' ``api_key`` values and the master key."""
+        found = {str(d.params["api_key"]) for d in self.deployments if d.params.get("api_key")}
+        if self.master_key:
+            found.add(self.master_key)
+        return tuple(sorted(found))
 
     def __repr__(self) -> str:
         return f"ProxyConfig(models={self.model_names()!r}, auth={'on' if self.master_key else 'off'})"
@@ -178,7 +188,12 @@ def build_config(doc: SourceDoc, environ: Mapping[str, str] | None) -> ProxyConf
     router = _router(check, router_raw, litellm, groups)
     if (window := check.optional(own, f"{_OWN_SECTION}.rate_limit_window_seconds", float, minimum=0.01)) is not None:
         router = replace(router, rate_limit_window=window)
-    master_key = check.optional(general, "general_settings.master_key", str) or env.get("LITELLM_MASTER_KEY") or None
+    master_key = check.optional(general, "general_settings.master_key", str)
+    if master_key is not None:
+        master_key = master_key_setting(master_key, f"{doc.source}: {doc.where('general_settings.master_key')}")
+    else:
+        # an empty variable is an unset one (as in shells); a blank one is a mistake
+        master_key = master_key_setting(env.get("LITELLM_MASTER_KEY") or None, "LITELLM_MASTER_KEY")
     max_body = check.optional(own, f"{_OWN_SECTION}.max_request_body_bytes", int, minimum=1)
     database = check.optional(general, "general_settings.database_url", str) or env.get("DATABASE_URL") or None
     if database:
@@ -226,7 +241,8 @@ def _router(check: Checker, router: Mapping[str, Any], litellm: Mapping[str, Any
     if strategy not in ROUTING_STRATEGIES:
         raise check.doc.error(
             "router_settings.routing_strategy",
-            f"unknown strategy {strategy!r}; use one of {sorted(ROUTING_STRATEGIES)}",
+            f"unknown strategy {check.doc.shown('router_settings.routing_strategy', strategy)}; "
+            f"use one of {sorted(ROUTING_STRATEGIES)}",
         )
     aliases, hidden = parse_aliases(check, router.get("model_group_alias"), "router_settings.model_group_alias", groups)
     fallbacks_path = "router_settings.fallbacks" if "fallbacks" in router else "litellm_settings.fallbacks"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from starlette.responses import Response
@@ -19,13 +19,24 @@ from llmplex.exceptions import (
     AllModelsFailedError,
     APIConnectionError,
     APIError,
+    APIStatusError,
+    BadRequestError,
     ConfigError,
     StreamError,
     Timeout,
     most_meaningful as _most_meaningful,
 )
 
-__all__ = ["ProxyError", "error_dict", "error_event", "error_response", "error_status", "slot_error"]
+__all__ = [
+    "ErrorOrigin",
+    "ProxyError",
+    "error_dict",
+    "error_event",
+    "error_origin",
+    "error_response",
+    "error_status",
+    "slot_error",
+]
 
 logger = logging.getLogger("llmplex.proxy")
 
@@ -43,6 +54,30 @@ class ProxyError(Exception):
         self.param = param
 
 
+ErrorOrigin = Literal["client", "upstream", "internal"]
+
+
+def error_origin(exc: BaseException) -> ErrorOrigin:
+    """Whose failure ``exc`` is, for the metrics: the client's request (refused before any upstream call),
+    the upstream's (its answer, the connection to it, no deployment available), or ours (a bug)."""
+    if isinstance(exc, AllModelsFailedError):
+        return error_origin(_most_meaningful(exc.exceptions))
+    if isinstance(exc, ProxyError):
+        return "client" if exc.status < 500 else "internal"
+    if isinstance(exc, ConfigError):
+        return "client"
+    if isinstance(exc, (APIConnectionError, StreamError)):
+        return "upstream"
+    if isinstance(exc, APIStatusError):
+        # an upstream's error carries its body or request id; the SDK's own 400s (unsupported parameter,
+        # unknown model, a message it cannot translate) are raised before any call and carry neither
+        local = exc.body is None and exc.request_id is None
+        return "client" if local and isinstance(exc, BadRequestError) else "upstream"
+    if isinstance(exc, APIError):
+        return "upstream"
+    return "internal"
+
+
 def error_status(exc: BaseException) -> int:
     if isinstance(exc, ProxyError):
         return exc.status
@@ -55,7 +90,7 @@ def error_status(exc: BaseException) -> int:
     if isinstance(exc, APIError):
         status = exc.status_code or 500
         return status if 400 <= status <= 599 else 502
-    if isinstance(exc, (ConfigError, orjson.JSONEncodeError)):
+    if isinstance(exc, ConfigError):
         return 400
     return 500
 
@@ -78,8 +113,8 @@ def error_dict(exc: BaseException, labels: Sequence[str] | None = None) -> dict[
         return _body(_message(exc), exc.type, exc.param, exc.code or str(status))
     if isinstance(exc, ConfigError):
         return _body(str(exc), "invalid_request_error", None, "400")
-    if isinstance(exc, orjson.JSONEncodeError):  # orjson writes at most 254 levels; it reads up to 1024
-        return _body("The request cannot be forwarded: JSON nested too deeply", "invalid_request_error", None, "400")
+    # anything else is a bug of ours, never the client's: orjson.JSONEncodeError *is* TypeError, so a
+    # client's too-deep JSON is refused when the body is parsed (params.check_depth), not recognised here
     logger.error("unexpected error while handling a request", exc_info=exc)
     return _body("Internal server error", "server_error", None, "500")
 

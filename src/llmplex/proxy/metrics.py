@@ -4,7 +4,8 @@ Every app owns its ``CollectorRegistry`` (never the global one), so two apps in 
 separately. Label children are cached per label tuple: on the hot path an observation is a dict
 lookup plus prometheus-client's own lock. Label values are bounded: routes are the app's own paths,
 models are configured ``model_name``s (anything a client invents is ``"unknown"``), errors are
-exception class names. With several uvicorn workers each worker counts its own requests.
+exception class names and their origin (client / upstream / internal). With several uvicorn workers
+each worker counts its own requests. With a master key, scraping needs it too.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import Request
 from starlette.responses import Response
+
+from llmplex.proxy.errors import ProxyError, error_response
 
 __all__ = ["CONTENT_TYPE_LATEST", "ProxyMetrics", "metrics_endpoint"]
 
@@ -50,6 +53,12 @@ class ProxyMetrics:
         self.upstream_errors = Counter(
             "llmplex_proxy_upstream_errors", "Failed upstream calls by error class", ["model", "error"], registry=reg
         )
+        self.errors = Counter(
+            "llmplex_proxy_errors",
+            "Errors by origin: client (refused before any upstream call), upstream, internal (a bug)",
+            ["model", "origin", "error"],
+            registry=reg,
+        )
         self.race_wins = Counter("llmplex_proxy_race_wins", "Races won (fastest_response)", ["model"], registry=reg)
         self.race_cancelled = Counter(
             "llmplex_proxy_race_cancelled", "Race losers cancelled before they finished", ["model"], registry=reg
@@ -80,5 +89,11 @@ class ProxyMetrics:
 
 
 async def metrics_endpoint(request: Request) -> Response:
-    metrics: ProxyMetrics = request.app.state.llmplex.metrics
+    """The metrics; with a master key, only for a request that carries it (they name every model)."""
+    state = request.app.state.llmplex
+    try:
+        state.auth.check(request.headers)
+    except ProxyError as exc:
+        return error_response(exc)
+    metrics: ProxyMetrics = state.metrics
     return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from llmplex import __version__
-from llmplex.proxy.params import MAX_HEDGE_DELAY, MAX_MODELS, MAX_TIMEOUT
+from llmplex.proxy.params import ADAPTER_KEYS, MAX_HEDGE_DELAY, MAX_MODELS, MAX_TIMEOUT
 from llmplex.proxy.request import FORBIDDEN_FIELDS
 from llmplex.types import ModelResponse, ModelResponseStream
 
@@ -43,9 +43,40 @@ _MESSAGE = {
         "role": {"enum": _ROLES},
         "content": {"oneOf": [{"type": "string"}, {"type": "null"}, {"type": "array", "items": _PART}]},
         "name": {"type": "string"},
+        "tool_call_id": {"type": ["string", "null"]},
+        "tool_calls": {
+            "type": ["array", "null"],
+            "items": {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "string"},
+                    "type": {"const": "function"},
+                    "function": {
+                        "type": "object",
+                        "properties": {"name": {"type": "string"}, "arguments": {"type": ["string", "object", "null"]}},
+                        "required": ["name"],
+                    },
+                },
+                "required": ["function"],
+            },
+        },
     },
     "required": ["role"],
 }
+_RESPONSE_FORMAT = {
+    "type": ["object", "null"],
+    "properties": {
+        "type": {"enum": ["text", "json_object", "json_schema"]},
+        "json_schema": {
+            "type": "object",
+            "properties": {"name": {"type": "string"}, "schema": {"type": "object"}},
+        },
+    },
+    "required": ["type"],
+    "if": {"properties": {"type": {"const": "json_schema"}}, "required": ["type"]},
+    "then": {"required": ["json_schema"]},
+}
+_CANDIDATES = {"type": "object", "properties": {"candidateCount": {"type": "integer", "minimum": 1, "maximum": 128}}}
 _TOOL = {
     "type": "object",
     "properties": {
@@ -70,50 +101,70 @@ def _request_schema(model_names: Sequence[str]) -> dict[str, Any]:
         name = {"enum": list(model_names)}
     number = {"type": ["number", "null"]}
     integer = {"type": ["integer", "null"]}
+    model = {
+        "description": "A model_name from the config; several as an array (or 'a, b')",
+        "oneOf": [name, {"type": "array", "items": name, "minItems": 1, "maxItems": MAX_MODELS}],
+    }
+    # the OpenAI parameters, checked alike at the top level and inside extra_body
+    params: dict[str, Any] = {
+        "stream_options": {
+            "type": ["object", "null"],
+            "properties": {"include_usage": {"type": ["boolean", "null"]}},
+        },
+        "n": {**integer, "minimum": 1, "maximum": 128},
+        "max_tokens": {**integer, "minimum": 1},
+        "max_completion_tokens": {**integer, "minimum": 1},
+        "temperature": {**number, "minimum": 0, "maximum": 2},
+        "top_p": {**number, "minimum": 0, "maximum": 1},
+        "presence_penalty": {**number, "minimum": -2, "maximum": 2},
+        "frequency_penalty": {**number, "minimum": -2, "maximum": 2},
+        "seed": integer,
+        "stop": {
+            "oneOf": [
+                {"type": "string"},
+                {"type": "null"},
+                {"type": "array", "items": {"type": "string"}, "maxItems": 4},
+            ]
+        },
+        "user": {"type": ["string", "null"]},
+        "tools": {"type": ["array", "null"], "items": _TOOL},
+        "tool_choice": {"oneOf": [{"enum": ["none", "auto", "required"]}, {"type": "object"}, {"type": "null"}]},
+        "response_format": _RESPONSE_FORMAT,
+        "logit_bias": {"type": ["object", "null"]},
+        "metadata": {"type": ["object", "null"]},
+        "logprobs": {"type": ["boolean", "null"]},
+        "top_logprobs": {**integer, "minimum": 0, "maximum": 20},
+        "parallel_tool_calls": {"type": ["boolean", "null"]},
+        "reasoning_effort": {"type": ["string", "null"]},
+        "drop_params": {"type": ["boolean", "null"]},
+        "timeout": {**number, "minimum": 1, "maximum": MAX_TIMEOUT, "description": "Upstream timeout, seconds"},
+        "request_timeout": {**number, "minimum": 1, "maximum": MAX_TIMEOUT},
+    }
+    # never settable through the proxy (400): credentials and call settings, and what the adapters build
+    refused = dict.fromkeys([*FORBIDDEN_FIELDS, *sorted(ADAPTER_KEYS - {"model", "messages", "stream"})], False)
+    extra_body = {
+        "type": ["object", "null"],
+        "description": "Provider fields added to the upstream body; never the model, messages or stream",
+        "properties": {
+            **params,
+            **refused,
+            **dict.fromkeys(["model", "messages", "stream"], False),
+            "generationConfig": _CANDIDATES,
+            "generation_config": _CANDIDATES,
+        },
+        "additionalProperties": True,
+    }
     return {
         "type": "object",
         "description": "An OpenAI chat completion request. Other provider parameters are passed through; "
         "null means 'not set'.",
         "properties": {
-            "model": {
-                "description": "A model_name from the config; several as an array (or 'a, b')",
-                "oneOf": [name, {"type": "array", "items": name, "minItems": 1, "maxItems": MAX_MODELS}],
-            },
+            "model": model,
             "messages": {"type": "array", "items": _MESSAGE, "minItems": 1},
             "stream": {"type": ["boolean", "null"]},
-            "stream_options": {
-                "type": ["object", "null"],
-                "properties": {"include_usage": {"type": ["boolean", "null"]}},
-            },
-            "n": {**integer, "minimum": 1, "maximum": 128},
-            "max_tokens": {**integer, "minimum": 1},
-            "max_completion_tokens": {**integer, "minimum": 1},
-            "temperature": {**number, "minimum": 0, "maximum": 2},
-            "top_p": {**number, "minimum": 0, "maximum": 1},
-            "presence_penalty": {**number, "minimum": -2, "maximum": 2},
-            "frequency_penalty": {**number, "minimum": -2, "maximum": 2},
-            "seed": integer,
-            "stop": {
-                "oneOf": [
-                    {"type": "string"},
-                    {"type": "null"},
-                    {"type": "array", "items": {"type": "string"}, "maxItems": 4},
-                ]
-            },
-            "user": {"type": ["string", "null"]},
-            "tools": {"type": ["array", "null"], "items": _TOOL},
-            "tool_choice": {"oneOf": [{"enum": ["none", "auto", "required"]}, {"type": "object"}, {"type": "null"}]},
-            "response_format": {"type": ["object", "null"]},
-            "logit_bias": {"type": ["object", "null"]},
-            "metadata": {"type": ["object", "null"]},
-            "logprobs": {"type": ["boolean", "null"]},
-            "top_logprobs": {**integer, "minimum": 0, "maximum": 20},
-            "parallel_tool_calls": {"type": ["boolean", "null"]},
-            "reasoning_effort": {"type": ["string", "null"]},
-            "drop_params": {"type": ["boolean", "null"]},
-            "timeout": {**number, "minimum": 1, "maximum": MAX_TIMEOUT, "description": "Upstream timeout, seconds"},
-            "request_timeout": {**number, "minimum": 1, "maximum": MAX_TIMEOUT},
-            **dict.fromkeys(FORBIDDEN_FIELDS, False),  # never settable through the proxy (400)
+            **params,
+            **refused,
+            "extra_body": extra_body,
             "fastest_response": {
                 "type": "boolean",
                 "description": "With several models: race them and answer with the first success",
@@ -232,10 +283,20 @@ def openapi_document(model_names: Sequence[str] = ()) -> dict[str, Any]:
     metrics = {
         "get": {
             "summary": "Prometheus metrics of this worker",
-            "responses": {"200": {"description": "Prometheus text format", "content": {"text/plain": {}}}},
+            "responses": {
+                "200": {"description": "Prometheus text format", "content": {"text/plain": {}}},
+                **_errors(401),
+            },
+            "security": [{"bearer": []}],
         }
     }
-    document = {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3.1"}}}}
+    document = {
+        "get": {
+            "summary": "This document",
+            "responses": {"200": {"description": "OpenAPI 3.1"}, **_errors(401)},
+            "security": [{"bearer": []}],
+        }
+    }
     schemas: dict[str, Any] = {
         "ChatCompletionRequest": _request_schema(model_names),
         "Error": _ERROR,

@@ -13,7 +13,19 @@ from typing import Any, Literal
 from llmplex._latency import valid_quantile
 from llmplex.proxy.errors import ProxyError
 
-__all__ = ["MAX_HEDGE_DELAY", "MAX_MODELS", "MAX_TIMEOUT", "Hedge", "check_hedge", "check_messages", "check_params"]
+__all__ = [
+    "ADAPTER_KEYS",
+    "MAX_DEPTH",
+    "MAX_HEDGE_DELAY",
+    "MAX_MODELS",
+    "MAX_TIMEOUT",
+    "Hedge",
+    "check_depth",
+    "check_extra_body",
+    "check_hedge",
+    "check_messages",
+    "check_params",
+]
 
 _MAX_STOP = 4
 _TOOL_CHOICES = ("none", "auto", "required")
@@ -22,6 +34,17 @@ _TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 MAX_MODELS = 16  # models in one request: each one is an upstream call
 MAX_TIMEOUT = 3600.0  # seconds, for a client-set upstream timeout
 MAX_HEDGE_DELAY = 60.0  # seconds; a larger delay is a mistake (and would overflow the event loop's clock)
+# orjson reads 1024 levels but writes at most 254, and the adapters wrap what a client sends in a few more
+MAX_DEPTH = 200
+# Body keys the provider adapters build from the request itself (every provider's spelling). Provider extras
+# (``extra_body``, and unknown top-level fields) are merged into the upstream body as given, so one of these
+# would replace the model, the messages or the stream mode the proxy checked (and call any upstream model
+# with the proxy's key while the answer still names the configured one).
+ADAPTER_KEYS = frozenset(
+    {"model", "messages", "stream", "system", "contents", "systemInstruction", "system_instruction"}
+)
+_RESPONSE_FORMATS = ("text", "json_object", "json_schema")
+_MAX_CANDIDATES = 128  # Gemini's n (candidateCount), which its generationConfig extra can also set
 
 _NUMBER = (int, float)
 # name -> (accepted types, minimum, maximum)
@@ -80,6 +103,67 @@ def check_params(options: Mapping[str, Any]) -> None:
     tools = options.get("tools")
     if tools:
         _check_tools(tools)
+    response_format = options.get("response_format")
+    if isinstance(response_format, dict):
+        _check_response_format(response_format)
+
+
+def check_extra_body(extra: Any, forbidden: tuple[str, ...]) -> None:
+    """``extra_body`` may add provider fields, never replace what the adapter sets; OpenAI params in it are
+    checked like top-level ones. Errors name ``extra_body`` as the param and the key in the message."""
+    if not isinstance(extra, dict):
+        raise ProxyError(400, "'extra_body' must be an object", param="extra_body")
+    for key in extra:
+        if key in ADAPTER_KEYS or key in forbidden:
+            raise ProxyError(
+                400, f"'extra_body.{key}' cannot be set through the proxy: the proxy sets it", param="extra_body"
+            )
+    try:
+        check_params(extra)
+    except ProxyError as exc:
+        raise ProxyError(400, f"extra_body: {exc.message}", param="extra_body") from None
+    for name in ("generationConfig", "generation_config"):
+        config = extra.get(name)
+        count = config.get("candidateCount", 1) if isinstance(config, dict) else 1
+        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= _MAX_CANDIDATES:
+            raise ProxyError(
+                400,
+                f"'extra_body.{name}.candidateCount' must be an integer between 1 and {_MAX_CANDIDATES}",
+                param="extra_body",
+            )
+
+
+def check_depth(value: Any, limit: int = MAX_DEPTH) -> None:
+    """A 400 when arrays/objects nest deeper than ``limit`` (such a body could not be forwarded)."""
+    if not _within(value, limit):
+        raise ProxyError(400, f"The request cannot be forwarded: JSON nested too deeply (over {limit} levels)")
+
+
+def _within(value: dict[str, Any] | list[Any], left: int) -> bool:
+    # recursive (at most ``limit`` frames): on the hot path it is faster than an explicit stack
+    if left <= 0:
+        return False
+    for child in value.values() if type(value) is dict else value:
+        if (type(child) is dict or type(child) is list) and not _within(child, left - 1):
+            return False
+    return True
+
+
+def _check_response_format(fmt: dict[str, Any]) -> None:
+    kind = fmt.get("type")
+    if kind not in _RESPONSE_FORMATS:
+        raise ProxyError(
+            400, f"'response_format.type' must be one of {list(_RESPONSE_FORMATS)}", param="response_format"
+        )
+    if kind != "json_schema":
+        return
+    spec = fmt.get("json_schema")
+    if not isinstance(spec, dict):
+        raise ProxyError(400, "'response_format.json_schema' must be an object", param="response_format")
+    if not isinstance(spec.get("schema", {}), dict):
+        raise ProxyError(400, "'response_format.json_schema.schema' must be an object", param="response_format")
+    if not isinstance(spec.get("name", ""), str):
+        raise ProxyError(400, "'response_format.json_schema.name' must be a string", param="response_format")
 
 
 Hedge = float | Literal["auto"] | None
@@ -136,6 +220,30 @@ def check_messages(messages: list[Any]) -> None:
             )
         if "name" in message and not isinstance(message["name"], str):
             raise ProxyError(400, f"messages[{i}].name must be a string", param="messages")
+        if message.get("tool_call_id") is not None and not isinstance(message["tool_call_id"], str):
+            raise ProxyError(400, f"messages[{i}].tool_call_id must be a string", param="messages")
+        calls = message.get("tool_calls")
+        if calls is not None:
+            _check_tool_calls(calls, i)
+
+
+def _check_tool_calls(calls: Any, i: int) -> None:
+    where = f"messages[{i}].tool_calls"
+    if not isinstance(calls, list):
+        raise ProxyError(400, f"{where} must be an array of tool calls", param="messages")
+    for j, call in enumerate(calls):
+        function = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(function, dict):
+            raise ProxyError(
+                400, f"{where}[{j}] must be {{'id', 'type': 'function', 'function': {{...}}}}", param="messages"
+            )
+        if not isinstance(call.get("id", ""), str) or call.get("type", "function") != "function":
+            raise ProxyError(400, f"{where}[{j}]: 'id' must be a string and 'type' \"function\"", param="messages")
+        if not isinstance(function.get("name"), str):
+            raise ProxyError(400, f"{where}[{j}].function.name must be a string", param="messages")
+        arguments = function.get("arguments")
+        if arguments is not None and not isinstance(arguments, (str, dict)):
+            raise ProxyError(400, f"{where}[{j}].function.arguments must be a string (of JSON)", param="messages")
 
 
 def _valid_part(part: Any) -> bool:

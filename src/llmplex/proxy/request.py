@@ -16,7 +16,16 @@ from starlette.requests import Request
 from llmplex._deadline import Deadlines
 from llmplex.proxy.disconnect import ClientDisconnected
 from llmplex.proxy.errors import ProxyError
-from llmplex.proxy.params import MAX_MODELS, Hedge, check_hedge, check_messages, check_params
+from llmplex.proxy.params import (
+    ADAPTER_KEYS,
+    MAX_MODELS,
+    Hedge,
+    check_depth,
+    check_extra_body,
+    check_hedge,
+    check_messages,
+    check_params,
+)
 
 __all__ = ["ChatCall", "parse_chat", "read_body"]
 
@@ -111,6 +120,7 @@ def parse_chat(body: bytes, default_model: str | None) -> ChatCall:
         raise ProxyError(400, f"Invalid JSON in request body: {exc}") from None
     if not isinstance(data, dict):
         raise ProxyError(400, "Request body must be a JSON object")
+    check_depth(data)
     messages = data.pop("messages", None)
     if messages is None:
         raise ProxyError(400, "Missing required parameter: 'messages'", param="messages")
@@ -121,9 +131,7 @@ def parse_chat(body: bytes, default_model: str | None) -> ChatCall:
     labels = [default_model] if default_model else _model_names(model)
     if len(labels) > MAX_MODELS:
         raise ProxyError(400, f"at most {MAX_MODELS} models per request, got {len(labels)}", param="model")
-    for key in FORBIDDEN_FIELDS:
-        if key in data:
-            raise ProxyError(400, f"'{key}' cannot be set through the proxy; configure it in model_list", param=key)
+    _check_fields(data)
     for key in _DROPPED_FIELDS:
         data.pop(key, None)
     fastest = data.pop("fastest_response", False)
@@ -143,6 +151,19 @@ def parse_chat(body: bytes, default_model: str | None) -> ChatCall:
         hedge_delay=hedge,
         hedge_quantile=quantile,
     )
+
+
+def _check_fields(data: dict[str, Any]) -> None:
+    """Fields a client may not set: credentials and call settings, what the adapters build, bad extra_body."""
+    for key in FORBIDDEN_FIELDS:
+        if key in data:
+            raise ProxyError(400, f"'{key}' cannot be set through the proxy; configure it in model_list", param=key)
+    for key in data:  # model and messages were taken out already; stream is read by the caller
+        if key in ADAPTER_KEYS and key != "stream":
+            raise ProxyError(400, f"'{key}' cannot be set: the proxy builds it from the request", param=key)
+    extra = data.get("extra_body")
+    if extra is not None:
+        check_extra_body(extra, FORBIDDEN_FIELDS)
 
 
 def _model_names(model: Any) -> list[str]:

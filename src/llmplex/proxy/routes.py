@@ -112,6 +112,7 @@ def _release(answer: Response | JSONBytesResponse | EventStreamResponse) -> None
 def _record_failure(record: RequestRecord, exc: Exception, labels: list[str]) -> None:
     if isinstance(exc, ProxyError):
         record.error = "ProxyError"
+        record.failed(exc)
         return
     record.error = type(exc).__name__
     if isinstance(exc, AllModelsFailedError):
@@ -119,6 +120,8 @@ def _record_failure(record: RequestRecord, exc: Exception, labels: list[str]) ->
             record.upstream_failed(labels[i] if i < len(labels) else record.model, member)
     elif isinstance(exc, APIError):
         record.upstream_failed(record.model, exc)
+    else:
+        record.failed(exc)
 
 
 def _group(state: ProxyState, name: str) -> str:
@@ -269,4 +272,9 @@ async def health_readiness(request: Request) -> Response:
 
 
 async def openapi(request: Request) -> Response:
-    return Response(state_of(request).openapi_body, media_type=_JSON)
+    state = state_of(request)
+    try:
+        state.auth.check(request.headers)  # the document lists every model name, as /v1/models does
+    except ProxyError as exc:
+        return error_response(exc)
+    return Response(state.openapi_body, media_type=_JSON)

@@ -98,7 +98,9 @@ def _deployment(check: Checker, raw: Any, path: str) -> Deployment | None:
     try:
         provider, _ = resolve_model(model, custom_llm_provider=params.get("custom_llm_provider"))
     except UnknownModelError as exc:
-        raise check.doc.error(join(params_path, "model"), exc.message) from None
+        where = join(params_path, "model")
+        message = exc.message if where not in check.doc.from_env else f"{check.doc.shown(where, model)}: unknown model"
+        raise check.doc.error(where, message) from None
     info = check.mapping(entry.get("model_info") or {}, join(path, "model_info"))
     for key in info:
         if key != "id":

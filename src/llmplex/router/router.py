@@ -27,7 +27,14 @@ from llmplex.exceptions import BadRequestError, ConfigError, LLMplexError
 from llmplex.relayed import RelayedResponse
 from llmplex.router.core import RoutingCore
 from llmplex.router.deployments import Deployment, parse_model_list
-from llmplex.router.settings import ROUTING_STRATEGIES, RedisSettings, RouterSettings, parse_aliases, parse_fallbacks
+from llmplex.router.settings import (
+    ROUTING_STRATEGIES,
+    RedisSettings,
+    RouterSettings,
+    parse_aliases,
+    parse_fallbacks,
+    redis_url_problem,
+)
 from llmplex.router.state import RouterState
 from llmplex.types import ModelResponse
 
@@ -259,7 +266,9 @@ def _settings(
     strategy = check.optional(args, "routing_strategy", str) or "simple-shuffle"
     if strategy not in ROUTING_STRATEGIES:
         raise check.doc.error(
-            "routing_strategy", f"unknown strategy {strategy!r}; use one of {sorted(ROUTING_STRATEGIES)}"
+            "routing_strategy",
+            f"unknown strategy {check.doc.shown('routing_strategy', strategy)}; "
+            f"use one of {sorted(ROUTING_STRATEGIES)}",
         )
     aliases, hidden = parse_aliases(check, args["model_group_alias"], "model_group_alias", groups)
     names = groups | set(aliases)
@@ -294,6 +303,8 @@ def _settings(
     )
     defaults = check.mapping(args["default_litellm_params"] or {}, "default_litellm_params")
     url = check.optional(args, "redis_url", str)
+    if url and (problem := redis_url_problem(url)):
+        raise check.doc.error("redis_url", problem)
     host = check.optional(args, "redis_host", str)
     redis = None
     if url or host:

@@ -8,11 +8,20 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote, unquote
 
 from llmplex.config_checks import Checker
 from llmplex.config_source import join
 
-__all__ = ["ROUTING_STRATEGIES", "RedisSettings", "RouterSettings", "parse_aliases", "parse_fallbacks"]
+__all__ = [
+    "ROUTING_STRATEGIES",
+    "RedisSettings",
+    "RouterSettings",
+    "parse_aliases",
+    "parse_fallbacks",
+    "redis_url",
+    "redis_url_problem",
+]
 
 ROUTING_STRATEGIES = frozenset(
     {"simple-shuffle", "least-busy", "latency-based-routing", "usage-based-routing", "usage-based-routing-v2"}
@@ -61,6 +70,37 @@ class RedisSettings:
         return f"RedisSettings({'url' if self.url else f'{self.host}:{self.port}'}, prefix={self.key_prefix!r})"
 
 
+def redis_url(url: str) -> str:
+    """``url`` with its user info percent-encoded, so that a password holding ``#``, ``/``, ``?`` or ``@`` reaches
+    Redis intact (URL parsers cut it there and read the rest as the port, path or fragment).
+
+    The user info runs to the last ``@``; an already percent-encoded part stays as it is (decoded, then encoded:
+    a literal ``%`` must be written ``%25``, as in any URL).
+    """
+    scheme, sep, rest = url.partition("://")
+    at = rest.rfind("@")
+    if not sep or at < 0:
+        return url
+    user, colon, password = rest[:at].partition(":")
+    userinfo = quote(unquote(user), safe="") + (":" + quote(unquote(password), safe="") if colon else "")
+    return f"{scheme}://{userinfo}@{rest[at + 1 :]}"
+
+
+def redis_url_problem(url: str) -> str | None:
+    """What is wrong with a Redis URL, in words that never repeat any part of it (it holds a password); None if
+    nothing is."""
+    from redis.connection import parse_url  # imported only when a URL is configured
+
+    try:
+        parse_url(redis_url(url))  # type: ignore[no-untyped-call]
+    except ValueError:
+        return (
+            "is not a Redis URL: redis://[[user]:password@]host[:port][/db] (or rediss://, unix://); "
+            "the password may hold any character"
+        )
+    return None
+
+
 def parse_aliases(check: Checker, raw: Any, path: str, groups: set[str]) -> tuple[dict[str, str], set[str]]:
     """``model_group_alias``: ``{alias: group}`` or ``{alias: {"model": group, "hidden": true}}``."""
     aliases: dict[str, str] = {}
@@ -72,7 +112,8 @@ def parse_aliases(check: Checker, raw: Any, path: str, groups: set[str]) -> tupl
                 hidden.add(str(alias))
             target = target.get("model")
         if not isinstance(target, str) or target not in groups:
-            raise check.doc.error(where, f"alias target {target!r} is not a model_name in model_list")
+            shown = check.doc.shown(where if where in check.doc.from_env else join(where, "model"), target)
+            raise check.doc.error(where, f"alias target {shown} is not a model_name in model_list")
         aliases[str(alias)] = target
     return aliases, hidden
 
@@ -87,8 +128,11 @@ def parse_fallbacks(check: Checker, raw: Any, path: str, names: set[str]) -> dic
                 targets = [targets]
             if not isinstance(targets, list) or not all(isinstance(t, str) for t in targets):
                 raise check.doc.error(where, "must be a list of model names")
-            for name in [group, *targets]:
-                if name not in names:
-                    raise check.doc.error(where, f"{name!r} is not a model_name in model_list")
+            if group not in names:
+                raise check.doc.error(where, f"{group!r} is not a model_name in model_list")
+            for k, name in enumerate(targets):
+                if name not in names:  # never print a value read from os.environ/VAR
+                    shown = check.doc.shown(f"{where}[{k}]" if f"{where}[{k}]" in check.doc.from_env else where, name)
+                    raise check.doc.error(where, f"{shown} is not a model_name in model_list")
             result[str(group)] = tuple(targets)
     return result

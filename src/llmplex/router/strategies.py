@@ -9,6 +9,7 @@ Ties are broken at random. The numbers come from the ``RouterState`` (shared wit
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable, Sequence
 
@@ -32,7 +33,8 @@ def choose(strategy: str, deployments: Sequence[Deployment], state: RouterState,
 
 
 def _lowest(deployments: Sequence[Deployment], key: Callable[[Deployment], float], rng: random.Random) -> Deployment:
-    scores = [key(d) for d in deployments]
+    # a non-finite score (a NaN compares false with everything) counts as the worst, so a pick always exists
+    scores = [score if math.isfinite(score := key(d)) else math.inf for d in deployments]
     best = min(scores)
     return rng.choice([d for d, score in zip(deployments, scores, strict=True) if score == best])
 

@@ -15,14 +15,37 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 """
 
+# Values read back from keys are checked: Lua's tonumber accepts 'nan' and 'inf', and a non-finite latency
+# or counter (written by anyone with access to Redis) must neither spread nor break the script; a counter
+# that is not an integer would make INCR fail on every call, so it is dropped.
+_NUMBERS = """
+local function finite(v)
+  local n = tonumber(v)
+  if n == nil or n ~= n or n == math.huge or n == -math.huge then
+    return nil
+  end
+  return n
+end
+local function counter(key)
+  local v = redis.call('GET', key)
+  if v and not string.match(v, '^%-?%d+$') then
+    redis.call('DEL', key)
+    return 0
+  end
+  return tonumber(v or '0')
+end
+"""
+
 # Admits a batch of requests in arrival order (several requests, possibly for the same deployment).
 # ARGV: window ms, this instance's id, instance liveness key prefix (<prefix>:alive:),
 #   then per request: base key, rpm (0 = none), tpm (0 = none), max parallel requests (0 = none)
 # -> {ms until the window ends, then per request: 1 admitted, 0 rpm/tpm window full, 2 at max parallel}
 # In-flight calls of a deployment with max_parallel_requests are counted in the hash <base>:par, one field
-# per instance (incremented here, decremented by RELEASE); fields of instances that stopped syncing are dropped.
+# per instance (incremented here, decremented by RedisState's release); fields of instances whose liveness
+# key (set by SYNC) expired, and fields that are not integers, are dropped.
 ADMIT = (
     _NOW
+    + _NUMBERS
     + """
 local window, me, alive = tonumber(ARGV[1]), ARGV[2], ARGV[3]
 local win = math.floor(now / window)
@@ -31,11 +54,11 @@ local function busy(key)
   local total = 0
   local seen = redis.call('HGETALL', key)
   for j = 1, #seen, 2 do
-    local who, count = seen[j], tonumber(seen[j + 1]) or 0
-    if who ~= me and redis.call('EXISTS', alive .. who) == 0 then
+    local who, count = seen[j], seen[j + 1]
+    if not string.match(count, '^%-?%d+$') or (who ~= me and redis.call('EXISTS', alive .. who) == 0) then
       redis.call('HDEL', key, who)
-    elseif count > 0 then
-      total = total + count
+    elseif tonumber(count) > 0 then
+      total = total + tonumber(count)
     end
   end
   return total
@@ -44,8 +67,8 @@ for i = 4, #ARGV, 4 do
   local base, rpm, tpm, par = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])
   local admitted = 1
   local key = base .. ':rpm:' .. win
-  local used = tonumber(redis.call('GET', key) or '0')
-  if tpm > 0 and tonumber(redis.call('GET', base .. ':tpm:' .. win) or '0') >= tpm then
+  local used = counter(key)
+  if tpm > 0 and counter(base .. ':tpm:' .. win) >= tpm then
     admitted = 0
   elseif rpm > 0 and used >= rpm then
     admitted = 0
@@ -97,6 +120,7 @@ return 0
 #     the most recent latencies ms as comma-separated text (all instances; for hedge_delay "auto")}
 SYNC = (
     _NOW
+    + _NUMBERS
     + """
 local prefix, me, stale, window = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local keep = tonumber(ARGV[5])
@@ -123,30 +147,31 @@ for i = 6, #ARGV, 6 do
   local tkey = base .. ':tpm:' .. win
   local tokens
   local delta = tonumber(ARGV[i + 2])
+  tokens = counter(tkey)
   if delta > 0 then
     tokens = redis.call('INCRBY', tkey, delta)
     redis.call('PEXPIRE', tkey, window * 2)
-  else
-    tokens = tonumber(redis.call('GET', tkey) or '0')
   end
-  local requests = tonumber(redis.call('GET', base .. ':rpm:' .. win) or '0')
+  local requests = counter(base .. ':rpm:' .. win)
   local lkey = base .. ':latency'
-  local latency = redis.call('GET', lkey)
+  local latency = finite(redis.call('GET', lkey))
+  if latency ~= nil and latency < 0 then
+    latency = nil
+  end
   local samples = tonumber(ARGV[i + 4])
   if samples > 0 then
     local mean = tonumber(ARGV[i + 3]) / samples
     if latency then
-      latency = tonumber(latency) + (mean - tonumber(latency)) * (1 - 0.8 ^ samples)
+      latency = latency + (mean - latency) * (1 - 0.8 ^ samples)
     else
-      latency = mean
+      latency = mean  -- a missing or broken shared value is replaced by this instance's
     end
-    latency = tostring(latency)
-    redis.call('SET', lkey, latency, 'PX', 3600000)
+    redis.call('SET', lkey, tostring(latency), 'PX', 3600000)
   end
   out[#out + 1] = elsewhere
   out[#out + 1] = tokens
   out[#out + 1] = requests
-  out[#out + 1] = latency or ''
+  out[#out + 1] = latency and tostring(latency) or ''
   out[#out + 1] = redis.call('PTTL', base .. ':cooldown')
   local skey = base .. ':samples'
   if ARGV[i + 5] ~= '' then

@@ -35,7 +35,7 @@ from redis.exceptions import RedisError
 from llmplex._latency import WINDOW
 from llmplex.exceptions import ServiceUnavailableError
 from llmplex.router.deployments import Deployment
-from llmplex.router.settings import RedisSettings, RouterSettings
+from llmplex.router.settings import RedisSettings, RouterSettings, redis_url
 from llmplex.router.state import lua
 from llmplex.router.state.local import FAIL_WINDOW, RouterState
 
@@ -132,7 +132,7 @@ class RedisState(RouterState):
             "timeout": settings.timeout,  # waiting for a free pooled connection
         }
         if settings.url:
-            pool = aioredis.BlockingConnectionPool.from_url(settings.url, **options)
+            pool = aioredis.BlockingConnectionPool.from_url(redis_url(settings.url), **options)
         else:
             pool = aioredis.BlockingConnectionPool(
                 host=settings.host, port=settings.port, password=settings.password, **options
@@ -387,11 +387,13 @@ class RedisState(RouterState):
             if recent != shared.recent_text:
                 shared.recent_text = recent
                 comma = b"," if isinstance(recent, bytes) else ","
-                shared.recent = [float(ms) for ms in recent.split(comma)] if recent else []
-            shared.elsewhere, shared.tokens = max(0, int(elsewhere)), int(tokens)
-            if latency:
-                shared.latency_ms = float(latency)
-            cooldown_ms = int(cooldown_ms)
+                parsed = (_latency(ms) for ms in recent.split(comma)) if recent else ()
+                shared.recent = [ms for ms in parsed if ms is not None]
+            shared.elsewhere, shared.tokens = max(0, int(elsewhere)), max(0, int(tokens))
+            # a missing key (expired, deleted) drops the shared value: the local one applies again
+            shared.latency_ms = _latency(latency) if latency else None
+            # never longer than this config's cooldown (a key set by someone else may carry any TTL)
+            cooldown_ms = min(int(cooldown_ms), round(self.settings.cooldown_time * 1000))
             self.stats(deployment).cooldown_until = now + cooldown_ms / 1000.0 if cooldown_ms > 0 else 0.0
             full = (deployment.rpm is not None and int(requests) >= deployment.rpm) or (
                 deployment.tpm is not None and shared.tokens >= deployment.tpm
@@ -414,3 +416,13 @@ class RedisState(RouterState):
                 mode,
                 self.redis_errors,
             )
+
+
+def _latency(text: bytes | str) -> float | None:
+    """A latency read from Redis, or None unless it is a finite number >= 0 (anyone with access to Redis can
+    write its keys: a NaN would make every comparison false and the latency strategy pick from nothing)."""
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) and value >= 0 else None
