@@ -198,6 +198,7 @@ def _table(result: ScenarioResult, raw: dict[str, Any]) -> None:
         "200",
         "429",
         "other",
+        "fastest answer s",
         "wait of 200s p50 / p90 / p99 / max s",
         "wait of 429s p50 / p90 / p99 / max s",
     ]
