@@ -100,5 +100,5 @@ def proxy_factory() -> Iterator[Callable[[ProxyConfig | dict[str, Any] | str], P
 
 def serving_url(line: str) -> str | None:
     """The address in the CLI's ``llmplex: serving ... on URL`` line, else None."""
-    found = re.search(r"serving .* on (http://\S+)", line)
+    found = re.search(r"serving .* on (https?://\S+)", line)
     return found.group(1) if found else None

@@ -7,9 +7,9 @@ import subprocess
 import time
 from typing import Any
 
-from bench.context import SUT_CORE, NotAvailable, RunContext
-from bench.procs import pin_prefix
-from bench.proxies import LABELS, MODEL, chat_body, get_proxy
+from bench.context import REPO, SUT_CORE, NotAvailable, RunContext
+from bench.procs import StartError, pin_prefix, wait_for_http
+from bench.proxies import LABELS, MODEL, chat_body, free_port, get_proxy
 from bench.scenarios import ScenarioResult
 from bench.scenarios.proxy_common import load
 from bench.scenarios.sdk_common import API_KEY, close_workers, rotated, start_workers
@@ -21,8 +21,9 @@ PROXIES = ["llmplex", "litellm", "floor"]
 def run(ctx: RunContext, result: ScenarioResult) -> None:
     imports = _import_times(ctx, result)
     proxies = _proxy_footprint(ctx, result)
+    dropin = _litellm_config_startup(ctx, result)
     percall = _per_call_cpu(ctx, result)
-    result.raw = {"import_s": imports, "proxies": proxies, "percall": percall}
+    result.raw = {"import_s": imports, "proxies": proxies, "percall": percall, "litellm_config_startup_s": dropin}
     _targets(result, imports, proxies, percall)
 
 
@@ -147,6 +148,38 @@ def _proxy_footprint(ctx: RunContext, result: ScenarioResult) -> dict[str, dict[
         "requests earlier scenarios of the same run sent to the same process."
     )
     return out
+
+
+# LiteLLM's own example config, unchanged (a test fixture): wildcards, sagemaker, dall-e, unset variables
+LITELLM_EXAMPLE_CONFIG = REPO / "tests" / "data" / "proxy_server_config.yaml"
+_UNSET_PREFIXES = ("OPENAI_", "AZURE_", "ANTHROPIC_", "GROQ_", "REDIS_", "LANGFUSE_", "MISTRAL_", "DATABASE_")
+
+
+def _litellm_config_startup(ctx: RunContext, result: ScenarioResult) -> float | None:
+    """Start to healthy with LiteLLM's ``proxy_server_config.yaml`` as is, none of its variables set."""
+    env = {k: v for k, v in ctx.child_env().items() if not k.startswith(_UNSET_PREFIXES)}
+    env.pop("LITELLM_MASTER_KEY", None)
+    port = free_port()
+    code = "import sys; from llmplex.proxy.cli import main; sys.exit(main())"
+    argv = [ctx.python, "-c", code, "--config", str(LITELLM_EXAMPLE_CONFIG), "--host", "127.0.0.1", "--port", str(port)]
+    proc = ctx.registry.start("proxy-llmplex-litellm-config", argv, env=env, core=SUT_CORE, cwd=REPO)
+    try:
+        startup = wait_for_http(proc, f"http://127.0.0.1:{port}/health/liveliness", timeout=60)
+    except StartError as exc:
+        result.notes.append(f"llmplex with LiteLLM's proxy_server_config.yaml did not start: {exc}")
+        result.target(13, "LiteLLM's proxy_server_config.yaml, unchanged: healthy <= 1.5 s", "did not start", False)
+        return None
+    finally:
+        ctx.registry.stop(proc)
+    result.table(
+        "drop-in startup: LiteLLM's example proxy_server_config.yaml, unchanged, none of its variables set",
+        ["proxy", "start to healthy"],
+        [["llmplex", fmt(startup, 2, " s")]],
+    )
+    result.target(
+        13, "LiteLLM's proxy_server_config.yaml, unchanged: healthy <= 1.5 s", fmt(startup, 2, " s"), startup <= 1.5
+    )
+    return startup
 
 
 def _per_call_cpu(ctx: RunContext, result: ScenarioResult) -> dict[str, list[dict[str, Any]]]:

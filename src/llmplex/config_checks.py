@@ -16,6 +16,12 @@ class Checker:
     def __init__(self, doc: SourceDoc) -> None:
         self.doc = doc
         self._ignored: dict[str, str | None] = {}
+        self._notes: list[str] = []  # other startup warnings (disabled deployments, missing keys)
+
+    def note(self, message: str) -> None:
+        """One more startup warning, said as given."""
+        if message not in self._notes:
+            self._notes.append(message)
 
     def mapping(self, value: Any, path: str) -> dict[str, Any]:
         if not isinstance(value, dict):
@@ -70,6 +76,16 @@ class Checker:
             raise self.doc.error(path, f"must be {_TYPE_NAMES.get(kind, kind.__name__)}, got {self._kind(path, value)}")
         return value
 
+    def is_ignored(self, path: str) -> bool:
+        """True when ``path`` or a key above it was reported as ignored."""
+        probe = path
+        while probe:
+            if probe in self._ignored:
+                return True
+            cut = max(probe.rfind("."), probe.rfind("["))
+            probe = probe[:cut] if cut > 0 else ""
+        return False
+
     def _kind(self, path: str, value: Any) -> str:
         if value is None:
             return "nothing"
@@ -88,10 +104,11 @@ class Checker:
 
     def warnings(self) -> list[str]:
         if not self._ignored:
-            return []
+            return list(self._notes)
         ordered = sorted(self._ignored.items(), key=lambda item: self._line(item[0]))
         items = [f"  {self.doc.where(path)}{f' - {note}' if note else ''}" for path, note in ordered]
-        return [f"{self.doc.source}: llmplex ignores these keys (not supported yet):\n" + "\n".join(items)]
+        ignored = f"{self.doc.source}: llmplex ignores these keys (not supported yet):\n" + "\n".join(items)
+        return [ignored, *self._notes]
 
 
 def _from_text(value: str, kind: type) -> Any:

@@ -27,6 +27,7 @@ class SourceDoc:
     source: str
     lines: dict[str, int] = field(default_factory=dict)
     from_env: dict[str, str] = field(default_factory=dict)  # path -> VAR, for values read from os.environ/VAR
+    unset: dict[str, str] = field(default_factory=dict)  # path -> variable, for os.environ/VAR left unset
 
     def where(self, path: str) -> str:
         """``path (line N)``, or the nearest parent's line when the key itself is absent."""
@@ -50,24 +51,37 @@ class SourceDoc:
         return ConfigError(f"{self.source}: {self.where(path)}: {message}")
 
     def resolve_env(self, environ: Mapping[str, str]) -> None:
-        """Replace every ``"os.environ/VAR"`` string with the variable's value; unset -> ``ConfigError``."""
-        self.data = self._resolve(self.data, "", environ)
+        """Replace every ``"os.environ/VAR"`` string with the variable's value.
+
+        An unset (or empty) variable counts as absent, as in LiteLLM: its key is dropped and the place
+        recorded in ``unset`` (for one startup warning). A required key left absent is still an error.
+        """
+        data = self._resolve(self.data, "", environ)
+        self.data = None if data is _ABSENT else data
 
     def _resolve(self, value: Any, path: str, environ: Mapping[str, str]) -> Any:
         if isinstance(value, str):
             if not value.startswith(ENV_PREFIX):
                 return value
             name = value[len(ENV_PREFIX) :].strip()
+            if not name:
+                raise self.error(path, "'os.environ/' names no variable")
             resolved = environ.get(name)
-            if not name or resolved is None:
-                raise self.error(path, f"environment variable {name!r} is not set")
+            if not resolved:
+                self.unset[path] = name
+                return _ABSENT
             self.from_env[path] = name
             return resolved
         if isinstance(value, dict):
-            return {k: self._resolve(v, join(path, k), environ) for k, v in value.items()}
+            items = ((k, self._resolve(v, join(path, k), environ)) for k, v in value.items())
+            return {k: v for k, v in items if v is not _ABSENT}
         if isinstance(value, list):
-            return [self._resolve(v, f"{path}[{i}]", environ) for i, v in enumerate(value)]
+            items_list = (self._resolve(v, f"{path}[{i}]", environ) for i, v in enumerate(value))
+            return [v for v in items_list if v is not _ABSENT]
         return value
+
+
+_ABSENT: Any = object()  # an unset os.environ/VAR: the key is left out
 
 
 def join(path: str, key: Any) -> str:

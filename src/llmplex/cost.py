@@ -11,7 +11,7 @@ from typing import Any
 
 from llmplex.types import ModelResponse
 
-__all__ = ["HiddenParams", "completion_cost", "load_price_table"]
+__all__ = ["HiddenParams", "completion_cost", "known_models", "load_price_table", "model_facts"]
 
 # our provider keys -> genai-prices provider ids, where they differ
 _PROVIDER_IDS: dict[str, str] = {
@@ -106,3 +106,32 @@ class HiddenParams(dict[str, Any]):
             return self[key]
         except KeyError:
             return default
+
+
+def model_facts(model: str, provider: str | None) -> dict[str, float | int | None]:
+    """What the price table knows of a model, in LiteLLM's ``model_info`` field names (None: unknown)."""
+    facts: dict[str, float | int | None] = {
+        "input_cost_per_token": price(model, provider, 1_000_000, 0) / 1_000_000,
+        "output_cost_per_token": price(model, provider, 0, 1_000_000) / 1_000_000,
+        "max_input_tokens": None,
+    }
+    from genai_prices import data_snapshot
+
+    provider_id = _PROVIDER_IDS.get(provider or "", provider)
+    try:
+        _, info = data_snapshot.get_snapshot().find_provider_model(model, None, provider_id, None)
+    except LookupError:
+        return facts
+    facts["max_input_tokens"] = info.context_window
+    return facts
+
+
+def known_models(provider: str) -> list[str]:
+    """The provider's model ids in the price table (what a wildcard deployment lists in ``/v1/models``)."""
+    from genai_prices import data_snapshot
+
+    provider_id = _PROVIDER_IDS.get(provider, provider)
+    for entry in data_snapshot.get_snapshot().providers:
+        if entry.id == provider_id:
+            return [m.id for m in entry.models if not m.deprecated]
+    return []

@@ -192,12 +192,14 @@ async def test_subprocess_logs_hold_no_secret(tmp_path: Path, emulator: Emulator
         assert secret not in logs
 
 
-def test_unset_environment_reference_fails_at_startup(tmp_path: Path, emulator: EmulatorServer) -> None:
+def test_unset_master_key_variable_counts_as_absent(tmp_path: Path, emulator: EmulatorServer) -> None:
+    """As in LiteLLM: an unset os.environ/ master key means no master key; said at startup, and the proxy
+    then refuses a non-loopback address (the provider key is never printed)."""
     config = _write(tmp_path, _config_text(emulator))
     env = {k: v for k, v in os.environ.items() if not k.startswith("LLMPLEX_TEST_")}
     env["LLMPLEX_TEST_PROVIDER_KEY"] = PROVIDER  # the master key variable stays unset
     process = subprocess.Popen(
-        [sys.executable, "-m", "llmplex", "--config", str(config), "--host", "127.0.0.1", "--port", "0"],
+        [sys.executable, "-m", "llmplex", "--config", str(config), "--host", "0.0.0.0", "--port", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=env,
@@ -210,5 +212,6 @@ def test_unset_environment_reference_fails_at_startup(tmp_path: Path, emulator: 
             process.kill()
             process.wait(timeout=5)
     assert process.returncode == 2
-    assert "LLMPLEX_TEST_MASTER_KEY" in err and "general_settings.master_key" in err
+    assert "general_settings.master_key" in err and "LLMPLEX_TEST_MASTER_KEY - no master key" in err
+    assert "refusing to serve 0.0.0.0 without authentication" in err
     assert PROVIDER not in out + err

@@ -64,7 +64,7 @@ environment_variables:
 
 def test_litellm_config_loads_verbatim() -> None:
     config = ProxyConfig.from_yaml(LITELLM_CONFIG, environ={"AZURE_API_KEY_EU": "eu-secret"})
-    eu, ca, groq = config.deployments
+    eu, ca, groq, anything = config.deployments
     assert (eu.model_name, eu.model, eu.model_id, eu.provider) == ("gpt-4o", "azure/gpt-4o-eu", "eu-1", "azure")
     assert eu.params["api_key"] == "eu-secret"
     assert eu.params["api_version"] == "2024-06-01"
@@ -74,6 +74,7 @@ def test_litellm_config_loads_verbatim() -> None:
     assert ca.params["api_key"] == "ca-secret"  # from environment_variables
     assert ca.params["timeout"] == 30.0 and ca.weight == 2.0
     assert len(ca.model_id) == 16 and groq.provider == "groq"
+    assert anything.wildcard and anything.provider == ""  # model "*": the provider comes from each requested name
     assert config.master_key == "sk-1234"
     assert config.database_url == "postgres://nowhere"
     assert config.drop_params is True and config.request_timeout == 10
@@ -82,7 +83,7 @@ def test_litellm_config_loads_verbatim() -> None:
     assert router.num_retries == 3  # from litellm_settings
     assert router.fallbacks == {"gpt-4o": ("groq-llama",)}
     assert (router.allowed_fails, router.cooldown_time) == (1, 30.0)
-    assert config.model_names() == ["gpt-4o", "groq-llama", "gpt-4"]
+    assert config.model_names() == ["gpt-4o", "groq-llama", "*", "gpt-4"]
     assert config.environ["AZURE_API_KEY_CA"] == "ca-secret"
     assert "AZURE_API_KEY_CA" not in os.environ  # an overlay, never a mutation
     assert "secret" not in repr(config) + repr(eu)
@@ -90,18 +91,19 @@ def test_litellm_config_loads_verbatim() -> None:
 
 def test_one_warning_lists_every_ignored_key_with_its_line() -> None:
     config = ProxyConfig.from_yaml(LITELLM_CONFIG, environ={"AZURE_API_KEY_EU": "x"})
-    assert len(config.warnings) == 1
-    warning = config.warnings[0]
+    (warning,) = [w for w in config.warnings if "llmplex ignores these keys" in w]
     for expected in (
-        "model_list[0].model_info.mode (line 13)",
         "model_list[1].litellm_params.tags (line 21)",
-        "model_list[3].litellm_params.model (line 27) - wildcard routing",
         "litellm_settings.success_callback (line 32)",
     ):
         assert expected in warning
     assert "redis_host" not in warning  # understood: shared router state (tests/proxy/test_redis_state.py)
     assert "database_url" not in warning  # understood: the store (tests/store/)
-    assert warning.index("(line 13)") < warning.index("(line 32)")  # in file order
+    # understood (tests/proxy/test_dropin_config.py)
+    assert "model_info.mode" not in warning and "wildcard" not in warning
+    assert warning.index("(line 21)") < warning.index("(line 32)")  # in file order
+    (keyless,) = [w for w in config.warnings if "no API key" in w]
+    assert "groq-llama (groq/llama3-8b-8192): set GROQ_API_KEY" in keyless  # a first failed request, said up front
 
 
 def test_clean_config_has_no_warning_and_litellm_master_key_env() -> None:
@@ -122,15 +124,6 @@ def test_environment_values_are_coerced_for_typed_keys() -> None:
         ("model_list: [\n", "invalid YAML at line 2"),
         ("model_list:\n  - litellm_params: {model: openai/x}\n", "model_list[0].model_name (line 2): is required"),
         ("model_list:\n  - model_name: a\n", "model_list[0].litellm_params (line 2): is required"),
-        (
-            "model_list:\n  - model_name: a\n    litellm_params:\n      model: nosuch/x\n",
-            "model_list[0].litellm_params.model (line 4): Unknown model",
-        ),
-        (
-            "model_list:\n  - model_name: a\n    litellm_params:\n      model: openai/x\n"
-            "      api_key: os.environ/NOPE\n",
-            "model_list[0].litellm_params.api_key (line 5): environment variable 'NOPE' is not set",
-        ),
         (
             "model_list:\n  - model_name: a\n    litellm_params:\n      model: openai/x\n      rpm: six\n",
             "model_list[0].litellm_params.rpm (line 5): must be an integer",
@@ -217,7 +210,6 @@ REF = "os.environ/LLMPLEX_T"
     ("path", "setting"),
     [
         ("model_list[0].litellm_params.rpm", {"model_list": [{"litellm_params": {"rpm": REF}}]}),
-        ("model_list[0].litellm_params.model", {"model_list": [{"litellm_params": {"model": REF}}]}),
         ("router_settings.routing_strategy", {"router_settings": {"routing_strategy": REF}}),
         ("router_settings.num_retries", {"router_settings": {"num_retries": REF}}),
         ("litellm_settings.drop_params", {"litellm_settings": {"drop_params": REF}}),
@@ -244,3 +236,15 @@ def test_config_errors_never_print_values_read_from_the_environment(
     assert path.split("[")[0].split(".")[0] in message, message
     assert secret not in message and secret[:8] not in message, message
     assert "the value of LLMPLEX_T" in message, message
+
+
+@pytest.mark.parametrize("secret", [SECRET, "-5"])
+def test_a_model_read_from_the_environment_is_never_printed_when_disabled(secret: str) -> None:
+    """An unknown model from os.environ/VAR disables its deployment (a LiteLLM config starts); the warning and
+    the 400 name it as "the value of VAR"."""
+    data = {"model_list": [{"model_name": "a", "litellm_params": {"model": REF}}]}
+    config = ProxyConfig.from_dict(data, environ={"LLMPLEX_T": secret})
+    (deployment,) = config.deployments
+    assert deployment.problem == "the value of LLMPLEX_T as a model"
+    warnings = "\n".join(config.warnings)
+    assert "the value of LLMPLEX_T" in warnings and secret not in warnings and secret[:8] not in warnings

@@ -131,7 +131,7 @@ async def pair(redis_prefix: str) -> AsyncIterator[tuple[RedisState, RedisState]
 def test_litellm_redis_settings_with_env_references() -> None:
     cfg = ProxyConfig.from_dict(
         {
-            "model_list": [{"model_name": "m", "litellm_params": {"model": "openai/m"}}],
+            "model_list": [{"model_name": "m", "litellm_params": {"model": "openai/m", "api_key": "k"}}],
             "router_settings": {
                 "redis_host": "os.environ/MY_REDIS_HOST",
                 "redis_port": "os.environ/MY_REDIS_PORT",

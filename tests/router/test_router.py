@@ -143,7 +143,6 @@ def test_unknown_litellm_arguments_warn_once(emulator: EmulatorServer, caplog: p
         ({"routing_strategy": "fastest"}, "routing_strategy"),
         ({"num_retries": "two"}, "num_retries"),
         ({"model_group_alias": {"x": "nope"}}, "model_group_alias.x"),
-        ({"model_list": [entry("a", "m", "http://127.0.0.1:9/v1", api_key="os.environ/ROUTER_UNSET_VAR")]}, "api_key"),
     ],
 )
 def test_malformed_input_is_a_config_error_naming_the_key(kwargs: dict[str, Any], named: str) -> None:
@@ -173,3 +172,30 @@ async def test_redis_shares_rpm_limits_between_routers(emulator: EmulatorServer,
         with pytest.raises(RateLimitError) as info:  # the window is full for both routers together
             await b.acompletion(model="fast", messages=MESSAGES)
         assert info.value.retry_after is not None and info.value.retry_after >= 1
+
+
+async def test_wildcards_unset_variables_and_disabled_deployments(
+    emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """LiteLLM's model_list semantics: a wildcard fills the model, an unset os.environ/ key is absent,
+    a deployment llmplex cannot serve is disabled (a 400 naming it), an exact name wins over a pattern."""
+    monkeypatch.delenv("ROUTER_UNSET_VAR", raising=False)
+    async with Router(
+        model_list=[
+            {
+                "model_name": "*",
+                "litellm_params": {"model": "openai/*", "api_base": emulator.openai_base, "api_key": "k"},
+            },
+            entry("exact", "exact-target", emulator.openai_base, api_key="k"),
+            entry("keyless", "m", emulator.openai_base, api_key="os.environ/ROUTER_UNSET_VAR"),
+            {"model_name": "sm", "litellm_params": {"model": "sagemaker/some-endpoint"}},
+        ]
+    ) as r:
+        response = await r.acompletion(model="anything-v1", messages=MESSAGES)
+        assert isinstance(response, ModelResponse) and response.model == "anything-v1"
+        response = await r.acompletion(model="exact", messages=MESSAGES)
+        assert isinstance(response, ModelResponse) and response.model == "exact-target"
+        assert "api_key" not in r.get_model_list()[2]["litellm_params"]
+        with pytest.raises(BadRequestError) as info:
+            await r.acompletion(model="sm", messages=MESSAGES)
+        assert info.value.message == "llmplex does not support provider 'sagemaker' (deployment sm)"

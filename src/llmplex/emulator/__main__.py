@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import importlib.metadata
 import signal
 import socket
 import sys
@@ -29,6 +30,7 @@ _STARTUP_POLL_S = 0.005
 def _parser() -> argparse.ArgumentParser:
     description = "Serve the llmplex provider emulator (OpenAI, Azure, Anthropic, Cohere v2 and Gemini wire formats)."
     parser = argparse.ArgumentParser(prog="llmplex-emulator", description=description)
+    parser.add_argument("--version", action="version", version=f"llmplex-emulator {_version()}")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument(
         "--port", type=_bounded(0, 65535), default=9000, help="0 picks a free port (printed on the READY line)"
@@ -49,6 +51,14 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds an idle keep-alive connection stays open (uvicorn's default: 5)",
     )
     return parser
+
+
+def _version() -> str:
+    # the installed distribution's version: the emulator imports nothing from llmplex
+    try:
+        return importlib.metadata.version("llmplex")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 def _bind(host: str, port: int) -> socket.socket:

@@ -9,12 +9,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import logging
 import os
 from collections.abc import AsyncIterator, Mapping
 
 import orjson
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
@@ -22,17 +26,12 @@ from llmplex import AsyncClient
 from llmplex.proxy.access_log import ObservabilityMiddleware
 from llmplex.proxy.auth import Authenticator
 from llmplex.proxy.config import ProxyConfig, load_config, single_model_config
+from llmplex.proxy.errors import ProxyError, error_response
+from llmplex.proxy.health import HealthChecker
 from llmplex.proxy.metrics import metrics_endpoint
 from llmplex.proxy.openapi import openapi_document
-from llmplex.proxy.routes import (
-    ProxyState,
-    chat_completions,
-    health_liveliness,
-    health_readiness,
-    list_models,
-    models_body,
-    openapi,
-)
+from llmplex.proxy.routes import ProxyState, chat_completions, list_models, models_body, openapi
+from llmplex.proxy.routes_health import health_routes, route_table
 from llmplex.proxy.warmup import warm_up
 from llmplex.router import Router
 
@@ -75,6 +74,7 @@ def create_app(config: ProxyConfig) -> ProxyApp:
     )
     state.models_body = models_body(config, state.created)
     state.openapi_body = orjson.dumps(openapi_document(config.model_names()))
+    state.health = HealthChecker(config.deployments, config.health)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -86,9 +86,12 @@ def create_app(config: ProxyConfig) -> ProxyApp:
         await state.router.start()  # the shared (Redis) router state connects here, in the serving loop
         await warming
         state.client = client
+        assert state.health is not None
+        state.health.start_background(client)
         try:
             yield
         finally:
+            await state.health.stop_background()
             state.client = None
             await client.aclose()
             await state.router.aclose()
@@ -96,18 +99,39 @@ def create_app(config: ProxyConfig) -> ProxyApp:
     routes = [
         Route("/chat/completions", chat_completions, methods=["POST"]),
         Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+        # Azure-style and engine paths: the path names the model (group)
+        Route("/openai/deployments/{model:path}/chat/completions", chat_completions, methods=["POST"]),
+        Route("/deployments/{model:path}/chat/completions", chat_completions, methods=["POST"]),
+        Route("/engines/{model:path}/chat/completions", chat_completions, methods=["POST"]),
         Route("/models", list_models, methods=["GET"]),
         Route("/v1/models", list_models, methods=["GET"]),
-        Route("/health/liveliness", health_liveliness, methods=["GET"]),
-        Route("/health/readiness", health_readiness, methods=["GET"]),
+        *health_routes(),
         Route("/openapi.json", openapi, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
     ]
+    state.routes_body = route_table(routes)
     # x-request-id, in-flight gauge, request metrics and the access log, for every route
     observe = Middleware(ObservabilityMiddleware, metrics=state.metrics, routes=[r.path for r in routes])
-    app = Starlette(routes=routes, lifespan=lifespan, middleware=[observe])
+    # unknown paths and wrong methods answer in the OpenAI error shape too, not Starlette's plain text
+    handlers = {HTTPException: _http_error}
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=[observe], exception_handlers=handlers)
     app.state.llmplex = state
     return ProxyApp(app, ObservabilityMiddleware(app, metrics=state.metrics, routes=[r.path for r in routes]))
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        message = f"Not found: {request.method} {request.url.path} is not an llmplex route (see /routes)"
+        error = ProxyError(404, message, type="not_found_error")
+    elif exc.status_code == 405:
+        error = ProxyError(405, f"Method {request.method} is not allowed on {request.url.path}")
+    else:
+        error = ProxyError(exc.status_code, str(exc.detail))
+    response = error_response(error)
+    if exc.headers:
+        response.headers.update(exc.headers)  # e.g. 405's Allow
+    return response
 
 
 # Garbage-collector settings of a server process. The request path makes no reference cycles (requests
@@ -144,8 +168,12 @@ def app_from_env(environ: Mapping[str, str] | None = None) -> ProxyApp:
     if path:
         app = create_app(load_config(path, environ=env))
     elif model:
-        app = create_app(single_model_config(model, environ=env))
+        # the CLI's --model settings as JSON ({"model", "alias", "params", "drop_params"}), or a bare name
+        spec = orjson.loads(model) if model.startswith("{") else {"model": model}
+        app = create_app(single_model_config(spec.pop("model"), environ=env, **spec))
     else:
         raise RuntimeError(f"set {CONFIG_ENV} (a config file) or {MODEL_ENV} (a model name)")
+    if env.get("LLMPLEX_DEBUG"):  # --debug, for the workers (see cli.DEBUG_ENV)
+        logging.getLogger("llmplex").setLevel(logging.DEBUG)
     freeze_startup_objects()  # each worker process, as the single-process CLI does
     return app

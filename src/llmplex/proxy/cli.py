@@ -9,136 +9,71 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import ipaddress
+import json
 import logging
 import os
 import signal
 import socket
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from types import FrameType
 from typing import Any
 
 import uvicorn
 
+import llmplex
 from llmplex.config_source import parse_yaml
 from llmplex.exceptions import ConfigError
 from llmplex.proxy import demo
 from llmplex.proxy.access_log import log_config
+from llmplex.proxy.cli_args import REFUSED_SERVERS, build_parser
+from llmplex.proxy.cli_probe import proxy_url, run_health, run_test
 from llmplex.proxy.config import ProxyConfig, load_config, single_model_config
-from llmplex.proxy.protocol import (
-    DEFAULT_HEADER_TIMEOUT,
-    DEFAULT_KEEPALIVE_TIMEOUT,
-    DEFAULT_MAX_HEADER_BYTES,
-    BoundedHttpToolsProtocol,
-    ServerConfig,
-)
+from llmplex.proxy.protocol import BoundedHttpToolsProtocol, ServerConfig
+from llmplex.proxy.tls import check_tls
 
 __all__ = ["main"]
 
 _EXIT_CONFIG = 2
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="llmplex", description="OpenAI-compatible LLM proxy (LiteLLM config format)")
-    source = parser.add_mutually_exclusive_group()
-    source.add_argument("--config", "-c", help="LiteLLM-format config.yaml")
-    source.add_argument("--model", help="serve one model without a config (every request goes to it)")
-    source.add_argument("--demo", action="store_true", help="offline demo: emulated providers, no API key needed")
-    parser.add_argument("--host", default=None, help="bind address (default 0.0.0.0; 127.0.0.1 for --demo)")
-    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "4000")), help="port (default 4000)")
-    parser.add_argument("--num_workers", "--num-workers", type=int, default=1, dest="num_workers")
-    parser.add_argument(
-        "--log-level",
-        "--log_level",
-        default="warning",
-        dest="log_level",
-        choices=["critical", "error", "warning", "info", "debug"],
-    )
-    parser.add_argument(
-        "--access-log", action="store_true", help="one JSON line per request on stderr (off by default: it costs)"
-    )
-    parser.add_argument(
-        "--graceful-timeout",
-        "--graceful_timeout",
-        type=float,
-        default=30.0,
-        dest="graceful_timeout",
-        help="on SIGTERM, seconds to let in-flight requests and streams finish (default 30)",
-    )
-    parser.add_argument(
-        "--keepalive_timeout",
-        "--keepalive-timeout",
-        type=_positive(int),
-        default=_env_number("KEEPALIVE_TIMEOUT", DEFAULT_KEEPALIVE_TIMEOUT, int),
-        dest="keepalive_timeout",
-        help=f"seconds an idle kept-alive connection stays open (default {DEFAULT_KEEPALIVE_TIMEOUT})",
-    )
-    parser.add_argument(
-        "--header_timeout",
-        "--header-timeout",
-        type=_positive(float),
-        default=DEFAULT_HEADER_TIMEOUT,
-        dest="header_timeout",
-        help="seconds a connection may take to send a request's headers; slower ones are closed "
-        f"(default {DEFAULT_HEADER_TIMEOUT:g})",
-    )
-    parser.add_argument(
-        "--max_header_bytes",
-        "--max-header-bytes",
-        type=_positive(int),
-        default=DEFAULT_MAX_HEADER_BYTES,
-        dest="max_header_bytes",
-        help=f"largest request head (request line and headers) accepted, bytes (default {DEFAULT_MAX_HEADER_BYTES})",
-    )
-    parser.add_argument(
-        "--allow-unauthenticated", action="store_true", help="serve a non-loopback address without a master key"
-    )
-    return parser
-
-
-def _positive(kind: type[int] | type[float]) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        if not value > 0 or value == float("inf"):
-            raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
-        return value
-
-    return parse
-
-
-def _env_number(name: str, default: float, kind: type[int] | type[float]) -> float:
-    text = os.environ.get(name)
-    if not text:
-        return default
-    try:
-        return _positive(kind)(text)
-    except argparse.ArgumentTypeError as exc:
-        raise SystemExit(f"llmplex: error: {name}: {exc}") from None
+_EXIT_USAGE = 2
+DEBUG_ENV = "LLMPLEX_DEBUG"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    if args.version:
+        sys.stdout.write(f"llmplex {llmplex.__version__}\n")
+        return 0
+    for flag, server in REFUSED_SERVERS.items():
+        if getattr(args, flag):
+            _say(
+                f"error: --{flag}: llmplex does not run under {server}; it serves with uvicorn. "
+                "Use --num_workers N for N worker processes (with Redis in router_settings to share limits)."
+            )
+            return _EXIT_USAGE
+    _configure_logging(args)
     environ = dict(os.environ)
+    if args.health or args.test is not None:
+        return _probe(args, environ)
     # uvicorn re-raises SIGTERM after its graceful shutdown; turn it into an exception so the
     # cleanup below (stopping the demo emulator) runs and the exit status is 0
     signal.signal(signal.SIGTERM, _terminate)
     emulator = None
     try:
-        path = str(demo.demo_config_path()) if args.demo else args.config
+        tls = check_tls(args.ssl_keyfile_path, args.ssl_certfile_path)
+        path = str(demo.demo_config_path()) if args.demo else (None if args.model else args.config)
         if path and _wants_emulator(path) and demo.EMULATOR_ENV not in environ:
             emulator, entries = demo.start_emulator()
             environ.update(entries)
             _say(f"started the emulator at {entries[demo.EMULATOR_ENV]}")
         config = _load(args, path, environ)
-        host = args.host or os.environ.get("HOST") or ("127.0.0.1" if args.demo else "0.0.0.0")
-        _check_auth(config, host, args.allow_unauthenticated)
-        for warning in config.warnings:
+        # a config that runs on the emulator (the demos) has nothing to guard: it binds loopback by default
+        local = args.demo or config.start_emulator
+        host = args.host or os.environ.get("HOST") or ("127.0.0.1" if local else "0.0.0.0")
+        for warning in config.warnings:  # first: they may explain a refusal below
             _say(f"warning: {warning}")
-        _serve(args, config, host, environ)
+        _check_auth(config, host, args.allow_unauthenticated)
+        _serve(args, config, host, environ, tls)
     except ConfigError as exc:
         _say(f"error: {exc}")
         return _EXIT_CONFIG
@@ -150,6 +85,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def _configure_logging(args: argparse.Namespace) -> None:
+    level = "DEBUG" if args.detailed_debug else args.log_level.upper()
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    if args.debug or args.detailed_debug:
+        # per-request routing lines (llmplex.router / llmplex.proxy at debug level); workers read the variable
+        os.environ[DEBUG_ENV] = "1"
+    if os.environ.get(DEBUG_ENV):
+        logging.getLogger("llmplex").setLevel(logging.DEBUG)
+    if args.detailed_debug:
+        args.log_level = "debug"
+
+
+def _probe(args: argparse.Namespace, environ: dict[str, str]) -> int:
+    tls = bool(args.ssl_certfile_path)
+    if isinstance(args.test, str):
+        return run_test(args.test.rstrip("/"), args.model, environ)
+    base = proxy_url(args.host or environ.get("HOST"), args.port, tls)
+    if args.health:
+        return run_health(base, environ)
+    return run_test(base, args.model, environ)
+
+
 def _terminate(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
@@ -158,7 +115,19 @@ def _load(args: argparse.Namespace, path: str | None, environ: dict[str, str]) -
     if path:
         return load_config(path, environ=environ)
     if args.model:
-        return single_model_config(args.model, environ=environ)
+        params = {
+            "api_base": args.api_base,
+            "api_version": args.api_version,
+            "temperature": args.temperature,
+            "max_tokens": args.max_tokens,
+        }
+        spec = {
+            "alias": args.alias,
+            "params": {k: v for k, v in params.items() if v is not None},
+            "drop_params": args.drop_params,
+        }
+        args.model_spec = {"model": args.model, **spec}  # what worker processes rebuild the config from
+        return single_model_config(args.model, environ=environ, **spec)
     raise ConfigError("nothing to serve: pass --config config.yaml, --model NAME or --demo")
 
 
@@ -192,7 +161,9 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _serve(args: argparse.Namespace, config: ProxyConfig, host: str, environ: dict[str, str]) -> None:
+def _serve(
+    args: argparse.Namespace, config: ProxyConfig, host: str, environ: dict[str, str], tls: dict[str, str]
+) -> None:
     from llmplex.proxy.app import CONFIG_ENV, MODEL_ENV, create_app, freeze_startup_objects
 
     options: dict[str, Any] = {
@@ -208,10 +179,11 @@ def _serve(args: argparse.Namespace, config: ProxyConfig, host: str, environ: di
         "lifespan": "on",
         "server_header": False,
         "timeout_graceful_shutdown": args.graceful_timeout,
+        **tls,
     }
     sock = _bind(host, args.port)
     port = sock.getsockname()[1]
-    where = f"http://{_url_host(host)}:{port}"
+    where = f"{'https' if tls else 'http'}://{_url_host(host)}:{port}"
     if args.num_workers <= 1:
         server = _AnnouncingServer(
             ServerConfig(create_app(config), host=host, port=port, **options),
@@ -232,7 +204,7 @@ def _serve(args: argparse.Namespace, config: ProxyConfig, host: str, environ: di
     if config.source:
         os.environ[CONFIG_ENV] = config.source
     else:
-        os.environ[MODEL_ENV] = config.default_model or ""
+        os.environ[MODEL_ENV] = json.dumps(args.model_spec)
     for key in (demo.EMULATOR_ENV, demo.OPENAI_BASE_ENV):
         if key in environ:
             os.environ[key] = environ[key]

@@ -20,6 +20,8 @@ from llmplex.config_checks import Checker
 from llmplex.config_source import SourceDoc, join, parse_yaml
 from llmplex.exceptions import ConfigError
 from llmplex.proxy.auth import master_key_setting
+from llmplex.proxy.config_warnings import startup_warnings
+from llmplex.proxy.health import HEALTH_KEYS, HealthSettings, health_settings
 from llmplex.proxy.redis_settings import OWN_SECTION, redis_settings
 from llmplex.router.deployments import Deployment, parse_model_list
 from llmplex.router.settings import ROUTING_STRATEGIES, RedisSettings, RouterSettings, parse_aliases, parse_fallbacks
@@ -83,7 +85,7 @@ _LITELLM = frozenset(
     {"drop_params", "num_retries", "request_timeout", "fallbacks", "allowed_fails", "cooldown_time"}
     | set(_SPECIAL_FALLBACKS)
 )
-_GENERAL = frozenset({"master_key", "database_url"})
+_GENERAL = frozenset({"master_key", "database_url"}) | HEALTH_KEYS
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +101,7 @@ class ProxyConfig:
     start_emulator: bool = False
     default_model: str | None = None  # `llmplex --model X`: every request goes to X (LiteLLM semantics)
     redis: RedisSettings | None = None  # None: router state is per process
+    health: HealthSettings = field(default_factory=HealthSettings)
     database_url: str | None = None  # general_settings.database_url / DATABASE_URL; None: SQLite under data_dir
     data_dir: str | None = None  # llmplex_settings.data_dir: where the default SQLite file lives (./.llmplex)
     warnings: tuple[str, ...] = ()
@@ -151,13 +154,25 @@ def load_config(path: str | os.PathLike[str], *, environ: Mapping[str, str] | No
     return _replace_source(config, str(file.resolve()))
 
 
-def single_model_config(model: str, *, environ: Mapping[str, str] | None = None) -> ProxyConfig:
-    """``llmplex --model X``: one deployment named X, credentials from the environment."""
-    config = build_config(
-        SourceDoc(data={"model_list": [{"model_name": model, "litellm_params": {"model": model}}]}, source="--model"),
-        environ,
-    )
-    return _replace_source(config, None, default_model=model)
+def single_model_config(
+    model: str,
+    *,
+    environ: Mapping[str, str] | None = None,
+    alias: str | None = None,
+    params: Mapping[str, Any] | None = None,
+    drop_params: bool = False,
+) -> ProxyConfig:
+    """``llmplex --model X``: one deployment named X (or ``alias``), credentials from the environment.
+
+    ``params`` (``--api_base``, ``--api_version``, ``--temperature``, ``--max_tokens``) become the
+    deployment's ``litellm_params``: defaults a request's own values override.
+    """
+    entry = {"model_name": alias or model, "litellm_params": {**(params or {}), "model": model}}
+    data: dict[str, Any] = {"model_list": [entry]}
+    if drop_params:
+        data["litellm_settings"] = {"drop_params": True}
+    config = build_config(SourceDoc(data=data, source="--model"), environ)
+    return _replace_source(config, None, default_model=alias or model)
 
 
 def _replace_source(config: ProxyConfig, source: str | None, **more: Any) -> ProxyConfig:
@@ -210,9 +225,10 @@ def build_config(doc: SourceDoc, environ: Mapping[str, str] | None) -> ProxyConf
         or DEFAULT_BODY_TIMEOUT,
         start_emulator=bool(check.optional(own, f"{_OWN_SECTION}.start_emulator", bool)),
         redis=redis_settings(check, router_raw, own, env),
+        health=health_settings(check, general, env),
         database_url=database,
         data_dir=check.optional(own, f"{_OWN_SECTION}.data_dir", str),
-        warnings=tuple(check.warnings()),
+        warnings=(*check.warnings(), *startup_warnings(check, deployments, env)),
     )
 
 
@@ -226,7 +242,11 @@ def _environment_variables(doc: SourceDoc, top: Mapping[str, Any], base_env: Map
         path = join("environment_variables", name)
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
             raise doc.error(path, "must be a string or number")
-        overlay[str(name)] = str(section._resolve(value, path, base_env))
+        resolved = section._resolve(value, path, base_env)
+        if path in section.unset:  # unset counts as absent, as everywhere else
+            doc.unset[path] = section.unset[path]
+        else:
+            overlay[str(name)] = str(resolved)
     return overlay
 
 

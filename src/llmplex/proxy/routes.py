@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -24,15 +26,20 @@ from llmplex.proxy.auth import Authenticator
 from llmplex.proxy.config import ProxyConfig
 from llmplex.proxy.disconnect import ClientDisconnected, until_disconnect
 from llmplex.proxy.errors import ProxyError, error_response, slot_error
+from llmplex.proxy.health import HealthChecker
 from llmplex.proxy.metrics import ProxyMetrics
+from llmplex.proxy.model_info import listed_names
 from llmplex.proxy.multi import gather_all, race
 from llmplex.proxy.request import ChatCall, parse_chat, read_body
 from llmplex.proxy.streaming import EventStreamResponse
 from llmplex.router import Routed, Router
+from llmplex.router.support import unsupported_message
 
-__all__ = ["ProxyState", "chat_completions", "health_liveliness", "health_readiness", "list_models"]
+__all__ = ["ProxyState", "chat_completions", "list_models", "state_of"]
 
 _JSON = "application/json"
+# --debug: one line per routing decision (never a key: deployments print without credentials)
+decisions = logging.getLogger("llmplex.proxy.decisions")
 
 
 @dataclass(slots=True)
@@ -46,6 +53,9 @@ class ProxyState:
     metrics: ProxyMetrics = field(default_factory=ProxyMetrics)
     deadlines: Deadlines = field(default_factory=Deadlines)  # request-body timeouts, one shared timer
     created: int = field(default_factory=lambda: int(time.time()))
+    health: HealthChecker | None = None
+    prices: dict[str, dict[str, float | int | None]] = field(default_factory=dict)  # model_id -> price-table facts
+    routes_body: bytes = b""
 
 
 def state_of(request: Request) -> ProxyState:
@@ -62,7 +72,8 @@ async def chat_completions(request: Request) -> Response | JSONBytesResponse | E
         state.auth.check(request.headers)
         config = state.config
         body = await read_body(request, config.max_request_body_bytes, config.request_body_timeout, state.deadlines)
-        call = parse_chat(body, state.config.default_model)
+        # --model overrides every name; else an Azure-style path's model (/openai/deployments/{model}/...)
+        call = parse_chat(body, config.default_model or request.path_params.get("model"))
         labels = call.labels
         groups = [_group(state, name) for name in call.labels]
         if record is not None:
@@ -92,6 +103,8 @@ async def _answer(
 ) -> Response | JSONBytesResponse | EventStreamResponse:
     if len(groups) == 1:
         routed = await state.router.route(client, groups[0], call.messages, call.options)
+        if decisions.isEnabledFor(logging.DEBUG):
+            _log_answer(call.labels[0], groups[0], routed, started, call.stream)
         return _single(routed, call.labels[0], record=record)
     if call.fastest:
         return await _fastest(state, client, call, groups, started, record)
@@ -102,6 +115,41 @@ async def _answer(
             param="stream",
         )
     return await _all(state, client, call, groups, record)
+
+
+def _log_answer(label: str, group: str, routed: Routed, started: float, stream: bool) -> None:
+    deployment = routed.deployment
+    decisions.debug(
+        "model=%s group=%s deployment=%s (%s, id %s) stream=%s %s=%.1f ms",
+        label,
+        group,
+        deployment.model,
+        deployment.api_base or "default base",
+        deployment.model_id,
+        stream,
+        "headers" if stream else "answered",
+        (time.perf_counter() - started) * 1000.0,
+    )
+
+
+def _log_race(outcome: RaceOutcome[Routed], hedge: float | None, started: float) -> None:
+    attempts = ", ".join(
+        f"{a.label}:{a.status}"
+        + (f"@{a.started_at * 1000.0:.0f}ms" if a.started_at is not None else "")
+        + (f"/{a.latency_ms:.0f}ms" if a.latency_ms is not None else "")
+        + (f" ({type(a.error).__name__})" if a.error is not None else "")
+        for a in outcome.attempts
+    )
+    winner = outcome.value.deployment
+    decisions.debug(
+        "race winner=%s deployment=%s (id %s) hedge_delay=%s attempts=[%s] total=%.1f ms",
+        outcome.winner,
+        winner.model,
+        winner.model_id,
+        "none" if hedge is None else f"{hedge * 1000.0:.0f} ms",
+        attempts,
+        (time.perf_counter() - started) * 1000.0,
+    )
 
 
 def _release(answer: Response | JSONBytesResponse | EventStreamResponse) -> None:
@@ -125,6 +173,9 @@ def _record_failure(record: RequestRecord, exc: Exception, labels: list[str]) ->
 
 
 def _group(state: ProxyState, name: str) -> str:
+    problem = state.router.unsupported(name)
+    if problem is not None:
+        raise ProxyError(400, unsupported_message(problem, name), param="model")
     group = state.router.group_for(name)
     if group is None:
         available = ", ".join(state.config.model_names())
@@ -199,6 +250,8 @@ async def _fastest(
     outcome = await race(state.router, client, call.labels, groups, call.messages, options, hedge_delay=hedge)
     if record is not None:
         _record_race(record, outcome, hedge is not None)
+    if decisions.isEnabledFor(logging.DEBUG):
+        _log_race(outcome, hedge, started)
     winner = outcome.value
     upstream_ms = outcome.attempts[outcome.winner_index].latency_ms or 0.0
     overhead = max((time.perf_counter() - started) * 1000.0 - upstream_ms, 0.0)
@@ -231,6 +284,12 @@ async def _all(
         errors = [r for r in results if isinstance(r, Exception)]
         if len(errors) == len(results):
             raise AllModelsFailedError("all models failed", errors)
+    if decisions.isEnabledFor(logging.DEBUG):
+        outcomes = (
+            f"{label}:{'ok' if isinstance(r, Routed) else type(r).__name__}"
+            for label, r in zip(call.labels, results, strict=True)
+        )
+        decisions.debug("fan-out models=[%s]", ", ".join(outcomes))
     if record is not None:  # (when all failed, the error path records them)
         for label, result in zip(call.labels, results, strict=True):
             if isinstance(result, BaseException):
@@ -250,25 +309,24 @@ async def list_models(request: Request) -> Response:
         state.auth.check(request.headers)
     except ProxyError as exc:
         return error_response(exc)
+    if not state.models_body:  # wildcards list the price table's models: read once, off the event loop
+        config = state.config
+        body = functools.partial(models_body, config, state.created, expand=True)
+        state.models_body = await asyncio.get_running_loop().run_in_executor(None, body)
     return Response(state.models_body, media_type=_JSON)
 
 
-def models_body(config: ProxyConfig, created: int) -> bytes:
+def models_body(config: ProxyConfig, created: int, *, expand: bool = False) -> bytes:
+    """``/v1/models``; b"" when wildcard deployments need ``expand=True`` (the price table, ~0.3 s to load)."""
+    names = config.model_names()
+    if any(d.wildcard for d in config.deployments):
+        if not expand:
+            return b""
+        names = listed_names(names, config.deployments)
     data: list[dict[str, Any]] = [
-        {"id": name, "object": "model", "created": created, "owned_by": "llmplex"} for name in config.model_names()
+        {"id": name, "object": "model", "created": created, "owned_by": "llmplex"} for name in names
     ]
     return orjson.dumps({"object": "list", "data": data})
-
-
-async def health_liveliness(request: Request) -> Response:
-    return Response(b'"I\'m alive!"', media_type=_JSON)
-
-
-async def health_readiness(request: Request) -> Response:
-    state = state_of(request)
-    ready = state.client is not None
-    body = {"status": "healthy" if ready else "starting", "models": len(state.config.model_names())}
-    return Response(orjson.dumps(body), status_code=200 if ready else 503, media_type=_JSON)
 
 
 async def openapi(request: Request) -> Response:

@@ -27,6 +27,8 @@ def warm_up(config: ProxyConfig) -> None:
     load_price_table()
     seen: set[tuple[str, str]] = set()
     for deployment in config.deployments:  # the price lookup of each model (it caches unknown ones)
+        if deployment.problem is not None or deployment.wildcard:
+            continue  # disabled, or a pattern: no model of its own to look up
         provider, model = resolve_model(
             deployment.model, custom_llm_provider=deployment.params.get("custom_llm_provider")
         )

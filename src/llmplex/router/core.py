@@ -11,6 +11,7 @@ router's job. Strategies are in ``strategies.py``; fallbacks, backoff and cooldo
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -31,9 +32,13 @@ from llmplex.router.settings import RedisSettings, RouterSettings
 from llmplex.router.state import RouterState, make_state
 from llmplex.router.strategies import choose
 from llmplex.router.stream_failover import first_content
+from llmplex.router.wildcard_groups import WildcardGroups
 from llmplex.types import ModelResponse
 
 __all__ = ["Routed", "RoutingCore"]
+
+# --debug: failures, retries and fallbacks (the proxy logs the deployment that answered); never a key
+logger = logging.getLogger("llmplex.router")
 
 
 @dataclass(slots=True)
@@ -59,10 +64,18 @@ class RoutingCore:
         self._clock = clock
         self._rng = rng or random.Random()
         self._groups: dict[str, list[Deployment]] = {}
+        self._unsupported: dict[str, str] = {}  # group -> why, when none of its deployments can be served
         for deployment in deployments:
-            self._groups.setdefault(deployment.model_name, []).append(deployment)
+            if deployment.problem is not None:
+                self._unsupported.setdefault(deployment.model_name, deployment.problem)
+            elif not deployment.wildcard:
+                self._groups.setdefault(deployment.model_name, []).append(deployment)
+        for name in self._groups:
+            self._unsupported.pop(name, None)  # a group with one servable deployment routes to it
+        served = [d for d in deployments if d.problem is None]
+        self._wildcards = WildcardGroups(served)
         self._aliases = dict(settings.model_group_alias)
-        self.state = state or make_state(deployments, settings, redis, clock=clock)
+        self.state = state or make_state(served, settings, redis, clock=clock)
         self._prepared_calls: dict[int, tuple[ClientConfig, PreparedCall]] = {}
         self._lines: dict[str, WaitingLine] = {}  # groups with requests waiting for capacity
         self._with_fallbacks = frozenset(
@@ -74,10 +87,39 @@ class RoutingCore:
         await self.state.start()
 
     def group_for(self, name: str) -> str | None:
-        """The model_name group a public name refers to, or None."""
+        """The model_name group a public name refers to, or None.
+
+        An exact ``model_name`` wins, then an alias, then the most specific wildcard pattern: its
+        deployments, with the requested name filling their ``*``, become a group named ``name``
+        (``BadRequestError`` when what the name fills in is something llmplex does not serve).
+        """
         if name in self._groups:
             return name
-        return self._aliases.get(name)
+        alias = self._aliases.get(name)
+        if alias is not None or not self._wildcards or name in self._unsupported:
+            return alias
+        made = self._wildcards.group(name, self.state, self._forget)
+        if made is None:
+            return None
+        group, dropped = made
+        self._groups[name] = group
+        for old in dropped:
+            self._groups.pop(old, None)
+        return name
+
+    def _forget(self, ident: int) -> None:
+        self._prepared_calls.pop(ident, None)
+
+    def _members(self, group: str) -> list[Deployment]:
+        members = self._groups.get(group)
+        if members is None:  # a wildcard group dropped while a request for it was retrying: make it again
+            self.group_for(group)
+            members = self._groups[group]
+        return members
+
+    def unsupported(self, name: str) -> str | None:
+        """What llmplex does not support about group ``name`` when all its deployments are disabled, else None."""
+        return self._unsupported.get(name)
 
     def hedge_delay(self, group: str, quantile: float = DEFAULT_QUANTILE) -> tuple[float, int]:
         """``(seconds, samples used)`` for ``hedge_delay: "auto"``: the group's recent latencies (see ``_latency``).
@@ -86,7 +128,7 @@ class RoutingCore:
         waits on the group, whichever deployment the router picks. They are whole-completion
         latencies, so for a streamed race (decided on the first token) the delay errs long: fewer hedges.
         """
-        samples = [ms for d in self._groups[group] for ms in self.state.latency_samples(d)]
+        samples = [ms for d in self._members(group) for ms in self.state.latency_samples(d)]
         return auto_hedge_delay(samples, quantile)
 
     def route(
@@ -144,9 +186,12 @@ class RoutingCore:
             except APIError as exc:
                 failover = exc.retryable or result is not None  # a stream that failed before its first content
                 await self._failed(group, deployment, exc, failover)
-                fresh = any(id(d) not in tried for d in self._groups[group] if d is not deployment)
+                fresh = any(id(d) not in tried for d in self._members(group) if d is not deployment)
                 tried.add(id(deployment))
-                if attempt + 1 >= attempts or not failover:
+                last = attempt + 1 >= attempts or not failover
+                if logger.isEnabledFor(logging.DEBUG):
+                    _log_failure(group, deployment, exc, attempt, attempts, last, fresh)
+                if last:
                     raise
                 if not fresh:
                     await backoff(attempt, exc, self._rng, self.settings.retry_after)
@@ -254,7 +299,7 @@ class RoutingCore:
             del self._lines[group]
 
     def group_deployments(self, group: str) -> list[Deployment]:
-        return self._groups[group]
+        return self._members(group)
 
     def candidates(self, group: str) -> tuple[list[Deployment], float | None]:
         """The group's deployments not cooling down or over a limit, and the shortest wait among the others."""
@@ -263,7 +308,7 @@ class RoutingCore:
     def _candidates(self, group: str) -> tuple[list[Deployment], float | None]:
         candidates: list[Deployment] = []
         wait: float | None = None
-        for deployment in self._groups[group]:
+        for deployment in self._members(group):
             blocked = self.state.blocked_for(deployment)
             if blocked > 0:
                 wait = _min(wait, blocked)
@@ -281,7 +326,7 @@ class RoutingCore:
         if not (failover or counts_toward_cooldown(exc)):
             return
         # a group's only deployment is never cooled down: that would turn one failure into many
-        await self.state.record_failure(deployment, may_cool_down=len(self._groups[group]) > 1)
+        await self.state.record_failure(deployment, may_cool_down=len(self._members(group)) > 1)
 
     def _succeeded(
         self, deployment: Deployment, started: float, result: ModelResponse | RelayedResponse | CompletionStream
@@ -299,6 +344,27 @@ def _priority(priority: int | None, default: int | None) -> int:
     if priority is not None:
         return priority
     return default or 0
+
+
+def _log_failure(
+    group: str, deployment: Deployment, exc: APIError, attempt: int, attempts: int, last: bool, fresh: bool
+) -> None:
+    if last:
+        then = "no retry left" if exc.retryable else "not retryable"
+    else:
+        then = "retrying on another deployment" if fresh else "retrying the same deployment after a backoff"
+    logger.debug(
+        "group=%s deployment=%s (id %s) failed on attempt %d/%d: %s %s (status %s); %s",
+        group,
+        deployment.model,
+        deployment.model_id,
+        attempt + 1,
+        attempts,
+        type(exc).__name__,
+        exc.message[:200],
+        exc.status_code,
+        then,
+    )
 
 
 def _min(a: float | None, b: float) -> float:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
@@ -17,8 +17,9 @@ import orjson
 
 from llmplex.config_checks import Checker
 from llmplex.config_source import join
-from llmplex.exceptions import UnknownModelError
-from llmplex.providers import resolve_model
+from llmplex.providers import provider_keys
+from llmplex.router.support import check_support, unsupported_message
+from llmplex.router.wildcards import pattern_problem
 
 __all__ = ["Deployment", "parse_model_list"]
 
@@ -43,9 +44,11 @@ _UNSUPPORTED_PARAMS = frozenset(
     }
 )
 _SECRET_PARAMS = frozenset({"api_key"})
+# model_info keys llmplex reads; others are kept (``/model/info`` shows them) and reported as ignored
+_MODEL_INFO = frozenset({"id", "mode", "health_check_timeout", "base_model"})
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, weakref_slot=True)  # weakref: wildcard_groups drops made ones when unused
 class Deployment:
     """One ``model_list`` entry: the public ``model_name`` and how to call it."""
 
@@ -53,11 +56,18 @@ class Deployment:
     model: str  # the provider model string, e.g. "azure/gpt-4o-eu"
     model_id: str
     params: Mapping[str, Any]  # keyword arguments for AsyncClient.completion (credentials, timeout, extras)
-    provider: str
+    provider: str  # "" for a wildcard whose provider comes from the requested name (model "*")
     rpm: int | None = None
     tpm: int | None = None
     weight: float | None = None
-    max_parallel_requests: int | None = None  # requests in flight at once (a stream: until its headers)
+    max_parallel_requests: int | None = None  # requests in flight at once (a stream: until its first content)
+    mode: str = "chat"  # model_info.mode, or inferred from the model name (router.support)
+    problem: str | None = None  # what llmplex does not support about it: the deployment is disabled
+    model_info: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+    @property
+    def wildcard(self) -> bool:
+        return "*" in self.model_name
 
     @property
     def api_base(self) -> str | None:
@@ -70,20 +80,27 @@ class Deployment:
         for key in ("rpm", "tpm", "weight", "max_parallel_requests"):
             if (value := getattr(self, key)) is not None:
                 params[key] = value
-        return {"model_name": self.model_name, "litellm_params": params, "model_info": {"id": self.model_id}}
+        return {
+            "model_name": self.model_name,
+            "litellm_params": params,
+            "model_info": {**self.model_info, "id": self.model_id},
+        }
 
     def __repr__(self) -> str:  # never print credentials
         return f"Deployment(model_name={self.model_name!r}, model={self.model!r}, model_id={self.model_id!r})"
 
 
 def parse_model_list(check: Checker, raw: Any, path: str = "model_list") -> tuple[Deployment, ...]:
-    """Every entry of ``raw`` (a list) as a ``Deployment``; wildcard entries are reported and skipped."""
+    """Every entry of ``raw`` (a list) as a ``Deployment``, in order.
+
+    Wildcard entries (``model_name`` with ``*``) are kept as patterns (``router.wildcards``); a deployment
+    llmplex cannot serve is kept with its ``problem`` (disabled, named in a startup warning).
+    """
     entries = check.seq(raw, path)
-    parsed = [_deployment(check, entry, f"{path}[{i}]") for i, entry in enumerate(entries)]
-    return tuple(d for d in parsed if d is not None)
+    return tuple(_deployment(check, entry, f"{path}[{i}]") for i, entry in enumerate(entries))
 
 
-def _deployment(check: Checker, raw: Any, path: str) -> Deployment | None:
+def _deployment(check: Checker, raw: Any, path: str) -> Deployment:
     entry = check.mapping(raw, path)
     for key in entry:
         if key not in _ENTRY:
@@ -92,20 +109,20 @@ def _deployment(check: Checker, raw: Any, path: str) -> Deployment | None:
     params_path = join(path, "litellm_params")
     params = dict(check.mapping(check.required(entry, params_path, dict), params_path))
     model = check.required(params, join(params_path, "model"), str)
-    if "*" in model or "*" in name:
-        check.ignored(join(params_path, "model"), note="wildcard routing")
-        return None
-    try:
-        provider, _ = resolve_model(model, custom_llm_provider=params.get("custom_llm_provider"))
-    except UnknownModelError as exc:
-        where = join(params_path, "model")
-        message = exc.message if where not in check.doc.from_env else f"{check.doc.shown(where, model)}: unknown model"
-        raise check.doc.error(where, message) from None
-    info = check.mapping(entry.get("model_info") or {}, join(path, "model_info"))
+    info_path = join(path, "model_info")
+    info = check.mapping(entry.get("model_info") or {}, info_path)
     for key in info:
-        if key != "id":
-            check.ignored(join(join(path, "model_info"), key))
-    model_id = check.optional(info, join(path, "model_info.id"), str) or _derived_id(name, params)
+        if key not in _MODEL_INFO:
+            check.ignored(join(info_path, key))
+    declared_mode = check.optional(info, join(info_path, "mode"), str)
+    check.optional(info, join(info_path, "health_check_timeout"), float, minimum=0.001)
+    model_path = join(params_path, "model")
+    provider, mode, problem = _support(check, name, model, params, declared_mode, model_path)
+    if problem is not None and model_path in check.doc.from_env:
+        problem = f"{check.doc.shown(model_path, model)} as a model"  # never echo a value read from the environment
+    if problem is not None:
+        check.note(f"{check.doc.source}: {check.doc.where(path)}: disabled: {unsupported_message(problem, name)}")
+    model_id = check.optional(info, join(info_path, "id"), str) or _derived_id(name, params)
     rpm = check.optional(params, join(params_path, "rpm"), int, minimum=1)
     tpm = check.optional(params, join(params_path, "tpm"), int, minimum=1)
     weight = check.optional(params, join(params_path, "weight"), float, minimum=0.0)
@@ -120,7 +137,27 @@ def _deployment(check: Checker, raw: Any, path: str) -> Deployment | None:
         tpm=tpm,
         weight=weight,
         max_parallel_requests=parallel,
+        mode=mode,
+        problem=problem,
+        model_info=MappingProxyType(dict(info)),
     )
+
+
+def _support(
+    check: Checker, name: str, model: str, params: Mapping[str, Any], declared_mode: str | None, model_path: str
+) -> tuple[str, str, str | None]:
+    """``(provider, mode, problem)``; a wildcard whose ``*`` cannot be filled stops startup (a malformed value)."""
+    custom = params.get("custom_llm_provider")
+    if "*" in name or "*" in model:
+        wrong = pattern_problem(name, model)
+        if wrong is not None:
+            raise check.doc.error(model_path, f"wrong wildcard pattern: {wrong}")
+        prefix, slash, _ = model.partition("/")
+        if "*" in model and not (slash and prefix in provider_keys()) and not custom:
+            # model "*" (or "*-suffix"): the provider comes from each requested name
+            return "", declared_mode or "chat", None
+    support = check_support(model, custom if isinstance(custom, str) else None, declared_mode)
+    return support.provider, support.mode, support.problem
 
 
 def _call_params(check: Checker, params: Mapping[str, Any], path: str) -> dict[str, Any]:

@@ -9,6 +9,7 @@ request's path, so it stays one coroutine; this module holds the decisions it de
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import random
 from collections.abc import Mapping
@@ -38,6 +39,8 @@ __all__ = [
     "queue_bound",
     "with_fallbacks",
 ]
+
+logger = logging.getLogger("llmplex.router")
 
 MAX_RETRY_SLEEP = 10.0  # a retry-after longer than this is not waited for: the error goes to the caller
 COOLDOWN_STATUSES = frozenset({401, 404, 408, 429})
@@ -69,11 +72,13 @@ async def with_fallbacks(
             raise
         chain = [t for t in (core.group_for(name) for name in targets) if t is not None and t != group]
         for i, target in enumerate(chain):
+            logger.debug("group=%s failed (%s): falling back to group %s", group, type(exc).__name__, target)
             try:
                 return await core._call_group(
                     client, target, messages, options, cut_off_after, priority, i == len(chain) - 1
                 )
-            except APIError:
+            except APIError as failed:
+                logger.debug("fallback group %s failed (%s)", target, type(failed).__name__)
                 continue
         raise
 

@@ -36,6 +36,7 @@ from llmplex.router.settings import (
     redis_url_problem,
 )
 from llmplex.router.state import RouterState
+from llmplex.router.support import unsupported_message
 from llmplex.types import ModelResponse
 
 __all__ = ["Router"]
@@ -161,6 +162,9 @@ class Router(RoutingCore):
         self, model: str, messages: list[dict[str, Any]], stream: bool = False, **kwargs: Any
     ) -> ModelResponse | CompletionStream:
         """One chat completion routed in the ``model`` group (or alias); ``stream=True`` -> ``CompletionStream``."""
+        problem = self.unsupported(model)
+        if problem is not None:
+            raise BadRequestError(unsupported_message(problem, model), param="model")
         group = self.group_for(model)
         if group is None:
             raise self._unknown_group(model)

@@ -77,6 +77,13 @@ class RouterState:
     async def start(self) -> None:
         """Called from the app's lifespan, inside the serving event loop."""
 
+    def alias(self, made: Deployment, template: Deployment) -> None:
+        """``made`` (a wildcard's deployment for one requested name) shares ``template``'s state."""
+        self._stats[id(made)] = self._stats[id(template)]
+
+    def unalias(self, ident: int) -> None:
+        self._stats.pop(ident, None)
+
     async def close(self) -> None:
         """Called on shutdown."""
 

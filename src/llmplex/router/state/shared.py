@@ -119,6 +119,14 @@ class RedisState(RouterState):
         """True while the last call to Redis succeeded (the state is shared right now)."""
         return self._healthy
 
+    def alias(self, made: Deployment, template: Deployment) -> None:
+        super().alias(made, template)
+        self._shared[id(made)] = self._shared[id(template)]  # same model_id, so the same Redis keys too
+
+    def unalias(self, ident: int) -> None:
+        super().unalias(ident)
+        self._shared.pop(ident, None)
+
     def _base(self, deployment: Deployment) -> str:
         return f"{self.redis_settings.key_prefix}:{deployment.model_id}"
 
