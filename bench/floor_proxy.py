@@ -29,7 +29,8 @@ def build_app(upstream: str) -> Starlette:
     async def chat(request: Request) -> Response:
         body = await request.body()
         headers = {"content-type": "application/json", "authorization": "Bearer sk-bench"}
-        resp = await state["session"].post(upstream + "/v1/chat/completions", data=body, headers=headers)
+        # the same path upstream: /v1/chat/completions, or /v1/embeddings for the embeddings scenario
+        resp = await state["session"].post(upstream + request.url.path, data=body, headers=headers)
         if resp.content_type == "text/event-stream":
 
             async def relay() -> AsyncIterator[bytes]:
@@ -47,7 +48,11 @@ def build_app(upstream: str) -> Starlette:
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
-    routes = [Route("/v1/chat/completions", chat, methods=["POST"]), Route("/health", health)]
+    routes = [
+        Route("/v1/chat/completions", chat, methods=["POST"]),
+        Route("/v1/embeddings", chat, methods=["POST"]),
+        Route("/health", health),
+    ]
     return Starlette(routes=routes, lifespan=lifespan)
 
 

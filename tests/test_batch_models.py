@@ -52,6 +52,16 @@ async def test_race_fast_error_never_wins(client: AsyncClient, up: dict[str, Any
     assert first["status"] == "failed" and "500" in first["error"]
 
 
+async def test_the_same_model_raced_twice_is_two_attempts(
+    client: AsyncClient, emulator: Any, up: dict[str, Any]
+) -> None:
+    await emulator.areset()
+    response = await client.batch_completion_models(models=["openai/twin-delay-20"] * 2, messages=conv("hi"), **up)
+    race = response.hidden_params["race"]
+    assert [a["model"] for a in race["attempts"]] == ["openai/twin-delay-20#0", "openai/twin-delay-20#1"]
+    assert (await emulator.astats())["received"] == 2
+
+
 async def test_race_all_failed_is_typed(client: AsyncClient, up: dict[str, Any]) -> None:
     models = ["openai/a-status-429", "openai/b-status-503"]
     with pytest.raises(AllModelsFailedError) as info:
@@ -198,7 +208,6 @@ async def test_race_same_model_on_two_bases_gets_distinct_labels(client: AsyncCl
     "kwargs",
     [
         {"models": []},
-        {"models": ["openai/a", "openai/a"]},
         {"models": ["openai/a", ""]},
         {"models": [{"api_base": "x"}]},
         {"models": ["openai/a"], "deployments": [{"model": "openai/b"}]},

@@ -15,7 +15,13 @@ from llmplex import _api
 
 SRC = Path(llmplex.__file__).parent
 # providers/ modules that are not adapters: the registry, the protocol, the model table
-NON_ADAPTER_PROVIDER_MODULES = {"llmplex.providers", "llmplex.providers.base", "llmplex.providers.catalog"}
+NON_ADAPTER_PROVIDER_MODULES = {
+    "llmplex.providers",
+    "llmplex.providers.base",
+    "llmplex.providers.catalog",
+    "llmplex.providers.capabilities",
+    "llmplex.providers.embedding_base",
+}
 
 
 def test_all_is_sorted_and_unique() -> None:
@@ -72,6 +78,8 @@ def test_pair_signatures_match(name: str) -> None:
         "iter_batch_completion",
         "batch_completion_models",
         "batch_completion_models_all_responses",
+        "embedding",
+        "text_completion",
     ],
 )
 def test_client_methods_match_async_client(method: str) -> None:

@@ -2,6 +2,8 @@
 
 llmplex (``abatch_completion``, max_concurrency) vs LiteLLM (``batch_completion``, max_workers) vs a bare
 aiohttp loop (the ceiling), each side in its own pinned process; completed req/s, CPU per request, peak RSS.
+Also each library's ``Router.abatch_completion_one_model_multiple_requests`` (one group, one deployment),
+run by the same worker process as its library's plain batch.
 """
 
 from __future__ import annotations
@@ -16,7 +18,21 @@ from bench.stats import fmt, fmt_ratio, fmt_spread, ratio, summary
 
 MODEL = "openai/bench-delay-100"
 SIDES = ["llmplex", "litellm", "aiohttp"]
-LABELS = {"llmplex": "llmplex", "litellm": "LiteLLM 1.108.7", "aiohttp": "bare aiohttp loop (ceiling)"}
+LABELS = {
+    "llmplex": "llmplex",
+    "litellm": "LiteLLM 1.108.7",
+    "aiohttp": "bare aiohttp loop (ceiling)",
+    "llmplex-router": "llmplex Router",
+    "litellm-router": "LiteLLM 1.108.7 Router",
+}
+# measured runs: (row, worker side, worker op)
+RUNS = [
+    ("llmplex", "llmplex", "batch"),
+    ("litellm", "litellm", "batch"),
+    ("aiohttp", "aiohttp", "batch"),
+    ("llmplex-router", "llmplex", "router_batch"),
+    ("litellm-router", "litellm", "router_batch"),
+]
 
 
 def run(ctx: RunContext, result: ScenarioResult) -> None:
@@ -30,19 +46,21 @@ def run(ctx: RunContext, result: ScenarioResult) -> None:
         "api_key": API_KEY,
         "concurrency": s.batch_concurrency,
     }
-    runs: dict[str, dict[int, list[dict[str, Any]]]] = {side: {n: [] for n in s.batch_sizes} for side in workers}
+    plan = {row: (side, op) for row, side, op in RUNS if side in workers}
+    runs: dict[str, dict[int, list[dict[str, Any]]]] = {row: {n: [] for n in s.batch_sizes} for row in plan}
     try:
-        for worker in workers.values():  # warm-up: connections, imports, lazy init; excluded
-            worker.call("batch", {"n": s.batch_warmup, **common})
+        for side, op in plan.values():  # warm-up: connections, imports, lazy init; excluded
+            workers[side].call(op, {"n": s.batch_warmup, **common})
         for r in range(s.rounds):
             for n in s.batch_sizes:
-                for side in rotated(list(workers), r):
-                    ctx.log(f"sdk-batch round {r + 1}/{s.rounds}: {side} n={n}")
+                for row in rotated(list(plan), r):
+                    side, op = plan[row]
+                    ctx.log(f"sdk-batch round {r + 1}/{s.rounds}: {row} n={n}")
                     # re-warm right before: an idle pool (another side's turn can take a minute) outlives
                     # the client's keep-alive, and reconnecting is not what this scenario measures
-                    workers[side].call("batch", {"n": min(n, s.batch_concurrency), **common})
-                    out = workers[side].call("batch", {"n": n, **common})
-                    runs[side][n].append(out)
+                    workers[side].call(op, {"n": min(n, s.batch_concurrency), **common})
+                    out = workers[side].call(op, {"n": n, **common})
+                    runs[row][n].append(out)
     finally:
         close_workers(workers)
     result.raw = {"runs": runs, "model": MODEL, "concurrency": s.batch_concurrency}
@@ -54,6 +72,8 @@ def run(ctx: RunContext, result: ScenarioResult) -> None:
         "every measured batch one of min(n, concurrency) prompts (so each side starts with warm connections, "
         "whatever it idled through), are excluded. "
         "LiteLLM runs with its SDK defaults (no callbacks configured, its fastest documented setting). "
+        "Router rows: `Router(model_list=[one deployment]).abatch_completion_one_model_multiple_requests` "
+        f"(llmplex with max_concurrency={s.batch_concurrency}; LiteLLM's gathers every prompt at once). "
         f"{s.rounds} round(s), sides alternating; median (min..max)."
     )
     _tables(result, runs, s.batch_sizes)
@@ -140,3 +160,14 @@ def _targets(result: ScenarioResult, runs: dict[str, dict[int, list[dict[str, An
         None if share is None else share >= 0.8,
         note,
     )
+    if "llmplex-router" in runs:
+        router_rps = _metric(runs["llmplex-router"][large], "rps")["median"]
+        router_share = ratio(router_rps, ceiling)
+        result.target(
+            12,
+            "Router.abatch_completion_one_model_multiple_requests, 10,000 prompts, max_concurrency=1000: "
+            ">= 80 % of the bare aiohttp loop",
+            "-" if router_share is None else f"{router_share * 100:.0f} % ({fmt(router_rps, 0)} req/s)",
+            None if router_share is None else router_share >= 0.8,
+            note,
+        )

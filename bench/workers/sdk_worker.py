@@ -99,12 +99,42 @@ class Side:
 
     async def sequential(self, cmd: dict[str, Any], msgs: list[dict[str, str]], n: int) -> int:
         errors = 0
+        call = self.router_call if cmd.get("router") else self.one_call
         for _ in range(n):
             try:
-                await self.one_call(cmd, cmd["model"], msgs)
+                await call(cmd, cmd["model"], msgs)
             except Exception:
                 errors += 1
         return errors
+
+    def router_percall(self, cmd: dict[str, Any]) -> dict[str, Any]:
+        """``percall`` through the side's Router (one group, one deployment) instead of its bare client."""
+        return self.percall({**cmd, "router": True})
+
+    def router_batch(self, cmd: dict[str, Any]) -> dict[str, Any]:
+        """``batch`` through the Router's ``abatch_completion_one_model_multiple_requests``."""
+        return self.batch({**cmd, "router": True})
+
+    async def router_call(self, cmd: dict[str, Any], model: str, msgs: list[dict[str, str]]) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} has no Router")
+
+    def router_for(self, cmd: dict[str, Any], groups: dict[str, str]) -> Any:
+        """One Router per model list, built on first use (the cost of building it is not what is measured)."""
+        key = json.dumps([cmd["api_base"], groups], sort_keys=True)
+        cache: dict[str, Any] = self.__dict__.setdefault("_routers", {})
+        if key not in cache:
+            model_list = [
+                {
+                    "model_name": name,
+                    "litellm_params": {"model": model, "api_base": cmd["api_base"], "api_key": cmd["api_key"]},
+                }
+                for name, model in groups.items()
+            ]
+            cache[key] = self.make_router(model_list)
+        return cache[key]
+
+    def make_router(self, model_list: list[dict[str, Any]]) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} has no Router")
 
     def do_batch(self, cmd: dict[str, Any], msgs: list[list[dict[str, str]]]) -> list[Any]:
         raise NotImplementedError
@@ -114,6 +144,19 @@ class Side:
 
     def race(self, cmd: dict[str, Any]) -> dict[str, Any]:
         raise NotImplementedError(f"{type(self).__name__} has no race")
+
+    def embed(self, cmd: dict[str, Any]) -> dict[str, Any]:
+        """Embed ``n`` short texts; the answer must hold ``n`` vectors in input order."""
+        texts = [f"document {i} of the bench corpus" for i in range(cmd["n"])]
+        cpu0, _ = rusage()
+        t0 = time.perf_counter()
+        vectors = self.run(self.do_embed(cmd, texts))
+        wall = time.perf_counter() - t0
+        cpu1, peak = rusage()
+        return {"wall_s": wall, "n": cmd["n"], "vectors": len(vectors), "cpu_s": cpu1 - cpu0, "peak_rss_mb": peak}
+
+    async def do_embed(self, cmd: dict[str, Any], texts: list[str]) -> list[Any]:
+        raise NotImplementedError(f"{type(self).__name__} has no embeddings")
 
     def hedge(self, cmd: dict[str, Any]) -> dict[str, Any]:
         raise NotImplementedError(f"{type(self).__name__} has no hedging")
@@ -166,6 +209,26 @@ class AiohttpSide(Side):
         self.ensure_session(100)
         return await self.post(cmd, model, msgs)
 
+    async def do_embed(self, cmd: dict[str, Any], texts: list[str]) -> list[Any]:
+        """The same splits the SDK makes (``split`` inputs per request), sent concurrently, put back in order."""
+        self.ensure_session(cmd["concurrency"])
+        split = cmd["split"]
+        headers = {"Authorization": f"Bearer {cmd['api_key']}"}
+        model = cmd["model"].split("/", 1)[1]
+
+        async def part(i: int) -> list[Any]:
+            body = {"model": model, "input": texts[i * split : (i + 1) * split]}
+            async with self.session.post(cmd["api_base"] + "/embeddings", json=body, headers=headers) as resp:
+                resp.raise_for_status()
+                data = (await resp.json())["data"]
+            return [item["embedding"] for item in sorted(data, key=lambda item: item["index"])]
+
+        parts = await bounded_gather(-(-len(texts) // split), cmd["concurrency"], part)
+        for result in parts:
+            if isinstance(result, BaseException):
+                raise result
+        return [vector for result in parts for vector in result]
+
 
 class LlmplexSide(Side):
     def __init__(self) -> None:
@@ -174,7 +237,42 @@ class LlmplexSide(Side):
 
         self.llmplex = llmplex
 
+    def make_router(self, model_list: list[dict[str, Any]]) -> Any:
+        return self.llmplex.Router(model_list=model_list, num_retries=0)
+
+    async def router_call(self, cmd: dict[str, Any], model: str, msgs: list[dict[str, str]]) -> Any:
+        return await self.router_for(cmd, {"bench": model}).acompletion("bench", msgs)
+
+    def router_race(self, cmd: dict[str, Any]) -> dict[str, Any]:
+        router = self.router_for(cmd, {"slow": cmd["slow"], "fast": cmd["fast"]})
+        msgs = [{"role": "user", "content": "race"}]
+        t0 = time.perf_counter()
+        resp = self.run(router.abatch_completion_fastest_response("slow, fast", msgs))
+        t_return = time.perf_counter()
+        t_disc = wait_disconnect(cmd["stats_url"])
+        race = resp.hidden_params.get("race") or {}
+        won: dict[str, Any] = next((a for a in race.get("attempts", []) if a.get("status") == "won"), {})
+        win_ms = None if won.get("latency_ms") is None else (won.get("started_ms") or 0.0) + won["latency_ms"]
+        t_win = t0 + win_ms / 1000 if win_ms is not None else t_return
+        return {
+            "wall_s": t_return - t0,
+            "winner": classify(str(race.get("winner") or resp.model)),
+            "winner_latency_ms": win_ms,
+            "disconnect_after_win_ms": None if t_disc is None else (t_disc - t_win) * 1000,
+            "disconnect_after_return_ms": None if t_disc is None else (t_disc - t_return) * 1000,
+            "upstream": upstream_stats(cmd["stats_url"]),
+        }
+
     def do_batch(self, cmd: dict[str, Any], msgs: list[list[dict[str, str]]]) -> list[Any]:
+        if cmd.get("router"):
+            router = self.router_for(cmd, {"bench": cmd["model"]})
+            return list(
+                self.run(
+                    router.abatch_completion_one_model_multiple_requests(
+                        "bench", msgs, max_concurrency=cmd["concurrency"]
+                    )
+                )
+            )
         return list(
             self.run(
                 self.llmplex.abatch_completion(
@@ -189,6 +287,12 @@ class LlmplexSide(Side):
 
     async def one_call(self, cmd: dict[str, Any], model: str, msgs: list[dict[str, str]]) -> Any:
         return await self.llmplex.acompletion(model, msgs, api_base=cmd["api_base"], api_key=cmd["api_key"])
+
+    async def do_embed(self, cmd: dict[str, Any], texts: list[str]) -> list[Any]:
+        response = await self.llmplex.aembedding(
+            cmd["model"], texts, max_concurrency=cmd["concurrency"], api_base=cmd["api_base"], api_key=cmd["api_key"]
+        )
+        return list(response.data)
 
     def race(self, cmd: dict[str, Any]) -> dict[str, Any]:
         msgs = [{"role": "user", "content": "race"}]
@@ -260,7 +364,32 @@ class LitellmSide(Side):
 
         self.litellm = litellm
 
+    def make_router(self, model_list: list[dict[str, Any]]) -> Any:
+        return self.litellm.Router(model_list=model_list, num_retries=0)
+
+    async def router_call(self, cmd: dict[str, Any], model: str, msgs: list[dict[str, str]]) -> Any:
+        return await self.router_for(cmd, {"bench": model}).acompletion(model="bench", messages=msgs)
+
+    def router_race(self, cmd: dict[str, Any]) -> dict[str, Any]:
+        router = self.router_for(cmd, {"slow": cmd["slow"], "fast": cmd["fast"]})
+        msgs = [{"role": "user", "content": "race"}]
+        t0 = time.perf_counter()
+        resp = self.run(router.abatch_completion_fastest_response(model="slow, fast", messages=msgs))
+        t_return = time.perf_counter()
+        t_disc = wait_disconnect(cmd["stats_url"], limit_s=0.3)
+        return {
+            "wall_s": t_return - t0,
+            "winner": classify(str(getattr(resp, "model", resp))),
+            "winner_latency_ms": None,
+            "disconnect_after_win_ms": None if t_disc is None else (t_disc - t_return) * 1000,
+            "disconnect_after_return_ms": None if t_disc is None else (t_disc - t_return) * 1000,
+            "upstream": upstream_stats(cmd["stats_url"]),
+        }
+
     def do_batch(self, cmd: dict[str, Any], msgs: list[list[dict[str, str]]]) -> list[Any]:
+        if cmd.get("router"):  # LiteLLM gathers every prompt at once (no concurrency bound)
+            router = self.router_for(cmd, {"bench": cmd["model"]})
+            return list(self.run(router.abatch_completion_one_model_multiple_requests(model="bench", messages=msgs)))
         return list(
             self.litellm.batch_completion(
                 model=cmd["model"],

@@ -10,18 +10,23 @@ from llmplex._api import (
     abatch_completion_models,
     abatch_completion_models_all_responses,
     acompletion,
+    aembedding,
     aiter_batch_completion,
+    atext_completion,
     batch_completion,
     batch_completion_models,
     batch_completion_models_all_responses,
     completion,
+    embedding,
     iter_batch_completion,
+    text_completion,
 )
 from llmplex._streaming import CompletionStream
 from llmplex._sync import Client, SyncStream
 from llmplex.client import AsyncClient
 from llmplex.config import ClientConfig
 from llmplex.cost import completion_cost
+from llmplex.endpoint_types import EmbeddingResponse, TextCompletionResponse
 from llmplex.exceptions import (
     AllModelsFailedError,
     APIConnectionError,
@@ -47,6 +52,7 @@ from llmplex.exceptions import (
 )
 from llmplex.providers import register_provider, resolve_model
 from llmplex.router import Router
+from llmplex.text_completions import TextCompletionStream
 from llmplex.types import ModelResponse, ModelResponseStream, Usage
 
 __version__ = "0.1.0"
@@ -66,6 +72,7 @@ __all__ = [
     "ConflictError",
     "ContentPolicyViolationError",
     "ContextWindowExceededError",
+    "EmbeddingResponse",
     "InternalServerError",
     "LLMplexError",
     "ModelResponse",
@@ -77,6 +84,8 @@ __all__ = [
     "ServiceUnavailableError",
     "StreamError",
     "SyncStream",
+    "TextCompletionResponse",
+    "TextCompletionStream",
     "Timeout",
     "UnknownModelError",
     "UnprocessableEntityError",
@@ -87,13 +96,17 @@ __all__ = [
     "abatch_completion_models",
     "abatch_completion_models_all_responses",
     "acompletion",
+    "aembedding",
     "aiter_batch_completion",
+    "atext_completion",
     "batch_completion",
     "batch_completion_models",
     "batch_completion_models_all_responses",
     "completion",
     "completion_cost",
+    "embedding",
     "iter_batch_completion",
     "register_provider",
     "resolve_model",
+    "text_completion",
 ]

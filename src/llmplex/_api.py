@@ -20,6 +20,10 @@ from llmplex.client import AsyncClient
 from llmplex.types import ModelResponse
 
 __all__ = [
+    "aembedding",
+    "atext_completion",
+    "embedding",
+    "text_completion",
     "abatch_completion",
     "abatch_completion_models",
     "abatch_completion_models_all_responses",
@@ -105,6 +109,29 @@ def completion(model: str, messages: list[dict[str, Any]], **options: Any) -> Mo
 async def acompletion(model: str, messages: list[dict[str, Any]], **options: Any) -> ModelResponse | CompletionStream:
     """One chat completion. ``stream=True`` returns an async iterator of chunks."""
     return await _default_async().completion(model, messages, **options)
+
+
+# --- endpoints beyond chat ------------------------------------------------------------------------
+
+
+def embedding(model: str | list[str], input: Any, **options: Any) -> Any:
+    """Embeddings (blocking): an ``EmbeddingResponse``, or one per model for ``"a, b"`` / a list of models."""
+    return _default_sync().embedding(model, input, **options)
+
+
+async def aembedding(model: str | list[str], input: Any, **options: Any) -> Any:
+    """Embeddings: an ``EmbeddingResponse``, or one per model for ``"a, b"`` / a list of models."""
+    return await _default_async().embedding(model, input, **options)
+
+
+def text_completion(prompt: Any, model: str | None = None, **options: Any) -> Any:
+    """A legacy text completion (blocking); ``stream=True`` returns an iterator of chunks."""
+    return _default_sync().text_completion(prompt, model, **options)
+
+
+async def atext_completion(prompt: Any, model: str | None = None, **options: Any) -> Any:
+    """A legacy text completion; ``stream=True`` returns an async iterator of chunks."""
+    return await _default_async().text_completion(prompt, model, **options)
 
 
 # --- many prompts -> one model --------------------------------------------------------------------

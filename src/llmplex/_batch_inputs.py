@@ -96,14 +96,15 @@ def model_entries(models: Any, deployments: Any, params: Mapping[str, Any]) -> l
         raise BadRequestError("models must be a non-empty list of model names or dicts", param="models")
     pairs = [_split_entry(i, item) for i, item in enumerate(items)]
     keys = [(model, own.get("api_base") or own.get("base_url")) for model, own in pairs]
-    for i, key in enumerate(keys):
-        if key in keys[:i]:
-            where = f" at {key[1]}" if key[1] else ""
-            raise BadRequestError(f"model {key[0]!r}{where} is given twice", param="models")
     names = [model for model, _ in pairs]
     entries = []
-    for (model, own), (_, base) in zip(pairs, keys, strict=True):
-        label = model if names.count(model) == 1 else f"{model}@{base}"
+    for i, ((model, own), key) in enumerate(zip(pairs, keys, strict=True)):
+        if names.count(model) == 1:
+            label = model
+        elif keys.count(key) == 1:
+            label = f"{model}@{key[1]}"
+        else:  # the very same model given more than once: independent attempts, labelled by position
+            label = f"{model}#{i}"
         entries.append(ModelEntry(label, model, {**params, **own}))
     return entries
 

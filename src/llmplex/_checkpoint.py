@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
@@ -26,15 +26,19 @@ __all__ = ["Checkpoint", "fingerprint"]
 _FSYNC_INTERVAL = 1.0
 
 
-def fingerprint(model: str, messages: list[dict[str, Any]]) -> str:
+def fingerprint(model: str, messages: Any) -> str:
     data = orjson.dumps([model, messages], option=orjson.OPT_SORT_KEYS, default=str)
     return hashlib.blake2b(data, digest_size=12).hexdigest()
 
 
 class Checkpoint:
-    """An open checkpoint file: ``done`` holds the responses already recorded."""
+    """An open checkpoint file: ``done`` holds the responses already recorded.
 
-    def __init__(self, path: str, fd: int, done: dict[int, ModelResponse], fingerprints: Sequence[str]) -> None:
+    Items are ``ModelResponse``s unless ``open`` is given another ``parse`` (the embedding runner's parts:
+    any object with ``model_dump()``, rebuilt from that dict by ``parse``).
+    """
+
+    def __init__(self, path: str, fd: int, done: dict[int, Any], fingerprints: Sequence[str]) -> None:
         self.path = path
         self.done = done
         self._fd = fd
@@ -42,7 +46,12 @@ class Checkpoint:
         self._last_sync = time.monotonic()
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str], fingerprints: Sequence[str]) -> Checkpoint:
+    def open(
+        cls,
+        path: str | os.PathLike[str],
+        fingerprints: Sequence[str],
+        parse: Callable[[Any], Any] = ModelResponse.model_validate,
+    ) -> Checkpoint:
         """Read what is done, cut a torn tail, lock the file and open it for appending (blocking I/O)."""
         name = os.fspath(path)
         fd = os.open(name, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
@@ -50,7 +59,7 @@ class Checkpoint:
             _lock(fd, name)
             with open(fd, "rb", closefd=False) as f:
                 data = f.read()
-            done, good_end = _parse(data, fingerprints, name)
+            done, good_end = _parse(data, fingerprints, name, parse)
             if good_end < len(data):
                 os.ftruncate(fd, good_end)  # drop a line torn by a killed writer
         except BaseException:
@@ -58,12 +67,13 @@ class Checkpoint:
             raise
         return cls(name, fd, done, fingerprints)
 
-    def record(self, index: int, result: ModelResponse | BaseException) -> None:
+    def record(self, index: int, result: Any) -> None:
+        """``result``: an item (``model_dump()`` gives its line), or the exception the item failed with."""
         entry: dict[str, Any] = {"i": index, "h": self._fingerprints[index]}
-        if isinstance(result, ModelResponse):
-            entry["response"] = result.model_dump()
-        else:
+        if isinstance(result, BaseException):
             entry["error"] = _error_dict(result)
+        else:
+            entry["response"] = result.model_dump()
         line = orjson.dumps(entry, default=str) + b"\n"
         view = memoryview(line)
         while view:
@@ -94,9 +104,11 @@ def _lock(fd: int, name: str) -> None:
         raise BadRequestError(f"checkpoint {name} is in use by another batch", param="checkpoint") from None
 
 
-def _parse(data: bytes, fingerprints: Sequence[str], name: str) -> tuple[dict[int, ModelResponse], int]:
+def _parse(
+    data: bytes, fingerprints: Sequence[str], name: str, parse: Callable[[Any], Any]
+) -> tuple[dict[int, Any], int]:
     """Responses by index, and the byte offset where the last complete line ends."""
-    done: dict[int, ModelResponse] = {}
+    done: dict[int, Any] = {}
     good_end = data.rfind(b"\n") + 1
     for raw in data[:good_end].splitlines():
         try:
@@ -114,8 +126,9 @@ def _parse(data: bytes, fingerprints: Sequence[str], name: str) -> tuple[dict[in
         if body is None:
             done.pop(index, None)  # a later failure supersedes; the item is redone
             continue
-        response = ModelResponse.model_validate(body)
-        response._hidden_params = {"from_checkpoint": True}
+        response = parse(body)
+        if isinstance(response, ModelResponse):
+            response._hidden_params = {"from_checkpoint": True}
         done[index] = response
     return done, good_end
 

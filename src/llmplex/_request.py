@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llmplex.config import ClientConfig
-from llmplex.exceptions import AuthenticationError, BadRequestError, UnsupportedParamsError
+from llmplex.exceptions import AuthenticationError, BadRequestError, Timeout, UnsupportedParamsError
 from llmplex.providers import get_adapter, resolve_model
 from llmplex.providers.base import OPENAI_PARAMS, CompletionRequest, Endpoint, ProviderAdapter
 
@@ -47,6 +47,17 @@ CALL_SETTINGS: frozenset[str] = frozenset(
         "stream_idle_timeout",
         "metadata",
         "litellm_logging_obj",
+        # LiteLLM's per-request controls (``request_controls`` in the router, ``client_fallbacks`` here)
+        "fallbacks",
+        "context_window_fallbacks",
+        "content_policy_fallbacks",
+        "disable_fallbacks",
+        "mock_timeout",
+        "mock_testing_fallbacks",
+        "mock_testing_context_fallbacks",
+        "mock_testing_content_policy_fallbacks",
+        "mock_testing_rate_limit_error",
+        "priority",
     }
 )
 
@@ -112,6 +123,10 @@ def resolve_call(model: str, messages: Any, options: dict[str, Any], config: Cli
     request = CompletionRequest(model=model_id, messages=messages, stream=stream, params=params, extra=extra)
 
     mock = options.get("mock_response")
+    mock_delay = float(options.get("mock_delay") or 0.0)
+    if options.get("mock_timeout") is True:  # LiteLLM's: wait out the call's timeout, then fail with Timeout
+        mock = Timeout(f"This is a mock timeout error (after {timeout:g}s)", provider=adapter.name, model=model_id)
+        mock_delay = timeout
     endpoint = None if mock is not None else _endpoint(adapter, model_id, options, config)
     return ResolvedCall(
         label=model,
@@ -123,7 +138,7 @@ def resolve_call(model: str, messages: Any, options: dict[str, Any], config: Cli
         first_token_timeout=first_token,
         idle_timeout=idle,
         mock_response=mock,
-        mock_delay=float(options.get("mock_delay") or 0.0),
+        mock_delay=mock_delay,
         hidden={"custom_llm_provider": adapter.name, "model": model_id},
     )
 

@@ -18,7 +18,9 @@ from typing import Any, TypeVar
 from llmplex._streaming import CompletionStream
 from llmplex.client import AsyncClient
 from llmplex.config import ClientConfig
+from llmplex.endpoint_types import TextCompletionResponse
 from llmplex.exceptions import LLMplexError
+from llmplex.text_completions import TextCompletionStream
 from llmplex.types import ModelResponse, ModelResponseStream
 
 __all__ = ["Client", "LoopThread", "SyncStream"]
@@ -69,19 +71,20 @@ class LoopThread:
 
 
 class SyncStream:
-    """A blocking iterator and context manager over a ``CompletionStream`` living on the loop thread."""
+    """A blocking iterator and context manager over a ``CompletionStream`` (or a ``TextCompletionStream``)
+    living on the loop thread."""
 
-    def __init__(self, runner: LoopThread, stream: CompletionStream) -> None:
+    def __init__(self, runner: LoopThread, stream: CompletionStream | TextCompletionStream) -> None:
         self._runner = runner
         self._stream = stream
-        self.provider = stream.provider
-        self.model = stream.model
-        self.hidden_params = stream.hidden_params
+        self.provider = getattr(stream, "provider", None)
+        self.model = getattr(stream, "model", None)
+        self.hidden_params = getattr(stream, "hidden_params", {})
 
-    def __iter__(self) -> Iterator[ModelResponseStream]:
+    def __iter__(self) -> Iterator[Any]:
         return self
 
-    def __next__(self) -> ModelResponseStream:
+    def __next__(self) -> Any:
         try:
             return self._runner.run(_next(self._stream))
         except StopAsyncIteration:
@@ -99,7 +102,7 @@ class SyncStream:
         self.close()
 
 
-async def _next(stream: CompletionStream) -> ModelResponseStream:
+async def _next(stream: CompletionStream | TextCompletionStream) -> ModelResponseStream | TextCompletionResponse:
     return await stream.__anext__()
 
 
@@ -137,6 +140,15 @@ class Client:
 
     def batch_completion(self, model: str, messages: list[list[dict[str, Any]]], **options: Any) -> list[Any]:
         return self._runner.run(self._async.batch_completion(model, messages, **options))
+
+    def embedding(self, model: str | list[str], input: Any, **options: Any) -> Any:
+        return self._runner.run(self._async.embedding(model, input, **options))
+
+    def text_completion(self, prompt: Any, model: str | None = None, **options: Any) -> Any:
+        result = self._runner.run(self._async.text_completion(prompt, model, **options))
+        if isinstance(result, TextCompletionStream):
+            return SyncStream(self._runner, result)
+        return result
 
     def iter_batch_completion(
         self, model: str, messages: list[list[dict[str, Any]]], **options: Any

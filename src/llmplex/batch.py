@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -30,10 +30,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_MAX_CONCURRENCY",
+    "Driver",
     "batch_completion",
     "batch_completion_models",
     "batch_completion_models_all_responses",
     "iter_batch_completion",
+    "race_metadata",
+    "run_batch",
 ]
 
 DEFAULT_MAX_CONCURRENCY = 100  # LiteLLM's max_workers default
@@ -44,11 +47,26 @@ Result = ModelResponse | Exception
 # --- many prompts -> one model --------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class Driver:
+    """What a many-prompts batch sends through: ``AsyncClient.completion`` or ``Router.acompletion``."""
+
+    send: Callable[..., Awaitable[Any]]  # send(model, messages, **options)
+    max_connections: int  # requests in flight beyond this would only queue in the connection pool
+    check: Callable[[str, list[dict[str, Any]], dict[str, Any]], object]  # raises on bad input, before any request
+    where: str = "batch_completion"  # how error messages name the function
+
+
+def _client_driver(client: AsyncClient) -> Driver:
+    config = client.config
+    return Driver(client.completion, config.max_connections, lambda m, c, p: resolve_call(m, c, p, config))
+
+
 @dataclass
 class _Batch:
     """A validated ``batch_completion`` call."""
 
-    client: AsyncClient
+    send: Callable[..., Awaitable[Any]]
     model: str
     conversations: list[list[dict[str, Any]]]
     options: dict[str, Any]
@@ -97,7 +115,7 @@ class _Batch:
                 checkpoint.close()
 
     def _send(self, index: int) -> Any:
-        return self.client.completion(self.model, self.conversations[index], **self.options)
+        return self.send(self.model, self.conversations[index], **self.options)
 
     async def _pace(self, index: int) -> None:
         assert self.pacer is not None
@@ -109,7 +127,7 @@ class _Batch:
 
 
 def _plan(  # noqa: PLR0913
-    client: AsyncClient,
+    driver: Driver,
     model: str,
     messages: Any,
     max_concurrency: int | None,
@@ -122,7 +140,7 @@ def _plan(  # noqa: PLR0913
     params: dict[str, Any],
 ) -> _Batch:
     conversations = validate_conversations(messages)
-    check_params(params, where="batch_completion", allow_stream=False)
+    check_params(params, where=driver.where, allow_stream=False)
     params.pop("stream", None)
     for name, value in (("max_concurrency", max_concurrency), ("max_workers", max_workers)):
         check_positive(name, value, integer=True)
@@ -131,13 +149,13 @@ def _plan(  # noqa: PLR0913
     check_positive("rpm", rpm)
     check_positive("tpm", tpm)
     if conversations:  # resolve once: unknown model, missing key, bad params fail before any request
-        resolve_call(model, conversations[0], params, client.config)
+        driver.check(model, conversations[0], params)
     concurrency = max_concurrency or max_workers or DEFAULT_MAX_CONCURRENCY
     # requests beyond the connection pool would only queue inside it: cap at the pool size
     # (raise ClientConfig.max_connections to go higher)
-    concurrency = min(concurrency, client.config.max_connections)
+    concurrency = min(concurrency, driver.max_connections)
     return _Batch(
-        client=client,
+        send=driver.send,
         model=model,
         conversations=conversations,
         options=params,
@@ -149,8 +167,23 @@ def _plan(  # noqa: PLR0913
     )
 
 
-async def batch_completion(  # noqa: PLR0913
-    client: AsyncClient,
+async def batch_completion(
+    client: AsyncClient, model: str, messages: list[list[dict[str, Any]]], **options: Any
+) -> list[Any]:
+    """One completion per conversation in ``messages``; results aligned with it.
+
+    A failed item holds its exception (LiteLLM-compatible), or the first failure is raised and the
+    rest cancelled with ``return_exceptions=False``. ``max_concurrency`` (alias ``max_workers``,
+    default 100, capped at ``ClientConfig.max_connections``) bounds requests in flight; ``rpm`` /
+    ``tpm`` pace starts evenly (tokens estimated from message text plus ``max_tokens``); retries
+    honour ``retry-after``. ``progress=True`` shows a tqdm bar. ``checkpoint="out.jsonl"`` appends
+    each finished item and skips recorded successes on a re-run (see ``_checkpoint``).
+    """
+    return await run_batch(_client_driver(client), model, messages, **options)
+
+
+async def run_batch(  # noqa: PLR0913
+    driver: Driver,
     model: str,
     messages: list[list[dict[str, Any]]],
     *,
@@ -163,17 +196,9 @@ async def batch_completion(  # noqa: PLR0913
     checkpoint: str | None = None,
     **params: Any,
 ) -> list[Any]:
-    """One completion per conversation in ``messages``; results aligned with it.
-
-    A failed item holds its exception (LiteLLM-compatible), or the first failure is raised and the
-    rest cancelled with ``return_exceptions=False``. ``max_concurrency`` (alias ``max_workers``,
-    default 100, capped at ``ClientConfig.max_connections``) bounds requests in flight; ``rpm`` /
-    ``tpm`` pace starts evenly (tokens estimated from message text plus ``max_tokens``); retries
-    honour ``retry-after``. ``progress=True`` shows a tqdm bar. ``checkpoint="out.jsonl"`` appends
-    each finished item and skips recorded successes on a re-run (see ``_checkpoint``).
-    """
+    """``batch_completion`` through any ``Driver`` (the SDK Router's many-prompts method uses this)."""
     plan = _plan(
-        client, model, messages, max_concurrency, max_workers, rpm, tpm, return_exceptions, progress, checkpoint, params
+        driver, model, messages, max_concurrency, max_workers, rpm, tpm, return_exceptions, progress, checkpoint, params
     )
     results: list[Any] = [None] * len(plan.conversations)
     await plan.run(results.__setitem__)
@@ -200,7 +225,17 @@ def iter_batch_completion(  # noqa: PLR0913
     iterator early cancels what is in flight.
     """
     plan = _plan(
-        client, model, messages, max_concurrency, max_workers, rpm, tpm, return_exceptions, progress, checkpoint, params
+        _client_driver(client),
+        model,
+        messages,
+        max_concurrency,
+        max_workers,
+        rpm,
+        tpm,
+        return_exceptions,
+        progress,
+        checkpoint,
+        params,
     )
     return _iterate(plan)
 
@@ -270,7 +305,7 @@ async def batch_completion_models(
     record_latencies(client, entries, outcome, hedge, stream=stream)
     value = outcome.value
     hidden = value.hidden_params
-    hidden["race"] = {**_race_metadata(outcome), **hedge.metadata()}
+    hidden["race"] = {**race_metadata(outcome), **hedge.metadata()}
     hidden["model_label"] = outcome.winner
     return value
 
@@ -300,7 +335,8 @@ async def _release(value: ModelResponse | CompletionStream) -> None:
         value.close()
 
 
-def _race_metadata(outcome: RaceOutcome[Any]) -> dict[str, Any]:
+def race_metadata(outcome: RaceOutcome[Any]) -> dict[str, Any]:
+    """A race's story for ``hidden_params["race"]``: winner, and each attempt's status, start and latency."""
     attempts = [
         {
             "model": a.label,

@@ -14,14 +14,16 @@ from typing import Any, overload
 
 from pydantic import ValidationError
 
+from llmplex._controls import CLIENT_CONTROLS, complete_with_controls
 from llmplex._latency import LatencyTracker
 from llmplex._mock import mock_completion
 from llmplex._request import ResolvedCall, resolve_call
 from llmplex._streaming import CompletionStream
-from llmplex._transport import Transport
+from llmplex._transport import RawStream, Transport
 from llmplex.config import ClientConfig
 from llmplex.cost import HiddenParams
-from llmplex.exceptions import APIError, unreadable_response
+from llmplex.exceptions import APIError, BadRequestError, unreadable_response
+from llmplex.providers.base import HTTPRequest, ProviderAdapter
 from llmplex.relayed import RelayedResponse, relayable
 from llmplex.types import ModelResponse
 
@@ -41,7 +43,12 @@ class AsyncClient:
     async def completion(
         self, model: str, messages: list[dict[str, Any]], **options: Any
     ) -> ModelResponse | CompletionStream:
-        """One chat completion, OpenAI-shaped; ``stream=True`` returns a ``CompletionStream``."""
+        """One chat completion, OpenAI-shaped; ``stream=True`` returns a ``CompletionStream``.
+
+        LiteLLM's controls (``fallbacks=[model, ...]``, ``mock_testing_fallbacks``, ...) are in ``_controls``.
+        """
+        if options and not CLIENT_CONTROLS.isdisjoint(options):
+            return await complete_with_controls(self, model, messages, options)
         return await self.run_call(resolve_call(model, messages, options, self.config))
 
     @overload
@@ -138,6 +145,39 @@ class AsyncClient:
             hidden_params=hidden,
             relay=relay,
         )
+
+    async def send_json(
+        self, request: HTTPRequest, adapter: ProviderAdapter, model: str, *, timeout: float, num_retries: int
+    ) -> tuple[bytes, Any]:
+        """Send one prepared request of any capability (retries, timeout, typed errors from ``adapter``)."""
+        return await self._transport.request_json(request, adapter, model, timeout=timeout, num_retries=num_retries)
+
+    async def open_raw_stream(
+        self, request: HTTPRequest, adapter: ProviderAdapter, model: str, *, timeout: float, num_retries: int
+    ) -> RawStream:
+        """Open one prepared streaming request of any capability; the caller reads and closes it."""
+        return await self._transport.open_stream(request, adapter, model, timeout=timeout, num_retries=num_retries)
+
+    # --- endpoints beyond chat (implemented in llmplex.embeddings / llmplex.text_completions) ----
+
+    async def embedding(self, model: str | list[str], input: Any, **options: Any) -> Any:
+        """Embeddings (OpenAI's shape); long input lists are split per the provider's limits and run
+        concurrently (``max_concurrency``, ``rpm``, ``tpm``, ``checkpoint``, ``progress``); several models
+        (``"a, b"`` or a list) give one response per model. See ``llmplex.embeddings``."""
+        from llmplex import embeddings
+
+        return await embeddings.embedding(self, model, input, **embeddings.embedding_options(options))
+
+    async def text_completion(self, prompt: Any, model: str | None = None, **options: Any) -> Any:
+        """A legacy text completion (``TextCompletionResponse``, or a stream of them with ``stream=True``):
+        native ``/completions`` where the provider serves it, else through chat. LiteLLM's argument order
+        (``prompt`` first; ``engine=`` is an alias of ``model``). See ``llmplex.text_completions``."""
+        from llmplex import text_completions
+
+        model = model or options.pop("engine", None)
+        if not isinstance(model, str) or not model:
+            raise BadRequestError("text_completion needs model=", param="model")
+        return await text_completions.text_completion(self, model, prompt, **options)
 
     # --- batch shapes (implemented in llmplex.batch) ---------------------------------------------
 

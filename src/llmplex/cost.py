@@ -21,6 +21,11 @@ _PROVIDER_IDS: dict[str, str] = {
     "xai": "x-ai",
 }
 _unknown: set[tuple[str | None, str]] = set()
+# per (provider, model): USD per input and per output token, checked linear up to _LINEAR_UP_TO input tokens.
+# A table lookup costs ~0.4 ms; the proxy prices every answer (x-litellm-response-cost), so rates are
+# kept. Past the checked range (tiered prices start at 128k+ tokens) every lookup is exact.
+_rates: dict[tuple[str | None, str], tuple[float, float] | None] = {}
+_LINEAR_UP_TO = 100_000
 _lock = threading.Lock()
 
 
@@ -54,6 +59,32 @@ def load_price_table() -> None:
 def price(model: str, provider: str | None, prompt_tokens: int, completion_tokens: int) -> float:
     provider_id = _PROVIDER_IDS.get(provider or "", provider)
     key = (provider_id, model)
+    if key in _unknown:
+        return 0.0
+    if key in _rates:
+        rates = _rates[key]
+    else:
+        rates = _linear_rates(model, provider_id)
+        with _lock:
+            _rates[key] = rates
+    if rates is not None and prompt_tokens <= _LINEAR_UP_TO and completion_tokens <= _LINEAR_UP_TO:
+        return round(prompt_tokens * rates[0] + completion_tokens * rates[1], 12)
+    return _exact(key, model, provider_id, prompt_tokens, completion_tokens)
+
+
+def _linear_rates(model: str, provider_id: str | None) -> tuple[float, float] | None:
+    """Per-token rates when the model's price is linear over the checked range, else None (always exact)."""
+    key = (provider_id, model)
+    per_in = _exact(key, model, provider_id, 1000, 0) / 1000
+    per_out = _exact(key, model, provider_id, 0, 1000) / 1000
+    big = _exact(key, model, provider_id, _LINEAR_UP_TO, _LINEAR_UP_TO)
+    linear = abs(big - _LINEAR_UP_TO * (per_in + per_out)) <= 1e-9 * max(big, 1.0)
+    return (per_in, per_out) if linear else None
+
+
+def _exact(
+    key: tuple[str | None, str], model: str, provider_id: str | None, prompt_tokens: int, completion_tokens: int
+) -> float:
     if key in _unknown:
         return 0.0
     from genai_prices import Usage, calc_price

@@ -91,6 +91,10 @@ class RelayedResponse:
     def wire_bytes(self) -> bytes:
         return self._wire
 
+    def as_dict(self) -> dict[str, Any]:
+        """The body as the upstream sent it (parsed JSON; do not modify)."""
+        return self._body
+
     def response(self) -> ModelResponse:
         """The validated ``ModelResponse`` (built on first call; its hidden params are this object's)."""
         parsed = self._parsed
@@ -126,6 +130,10 @@ class RelayedChunk:
     def wire_bytes(self) -> bytes:
         # a multi-line data field cannot go out as one data line: then compact JSON of the same object
         return orjson.dumps(self._obj) if "\n" in self._data else self._data.encode()
+
+    def as_dict(self) -> dict[str, Any]:
+        """The chunk as the upstream sent it (parsed JSON; do not modify)."""
+        return self._obj
 
     def has_content(self) -> bool:
         """What ``ModelResponseStream.has_content`` says: text or a tool call in some choice's delta."""

@@ -33,14 +33,13 @@ def test_litellm_example_config_loads_unchanged_with_no_variables_set() -> None:
     assert time.perf_counter() - started < 1.0
     assert len(config.deployments) == 19
     disabled = {d.model_name: d.problem for d in config.deployments if d.problem}
-    assert set(disabled) == {
-        "sagemaker-completion-model",
-        "text-embedding-ada-002",
-        "dall-e-2",
-        "openai-dall-e-3",
-        "mistral-embed",
-        "gpt-instruct",
-    }
+    assert set(disabled) == {"sagemaker-completion-model", "dall-e-2", "openai-dall-e-3"}
+    modes = {d.model_name: d.mode for d in config.deployments}
+    assert (modes["text-embedding-ada-002"], modes["mistral-embed"], modes["gpt-instruct"]) == (
+        "embedding",
+        "embedding",
+        "completion",
+    )
     assert config.redis is None and config.master_key == "sk-1234"
     warnings = "\n".join(config.warnings)
     assert "REDIS_HOST - Redis is not configured" in warnings
@@ -69,11 +68,11 @@ def example(proxy_factory: Any) -> ProxyServer:
             "openai-dall-e-3",
             "llmplex does not support image generation (mode 'image_generation') (deployment openai-dall-e-3)",
         ),
-        ("gpt-instruct", "llmplex does not support text completions (mode 'completion') (deployment gpt-instruct)"),
-        ("text-embedding-ada-002", "llmplex does not support embeddings"),
+        ("gpt-instruct", "model 'gpt-instruct' is for text completions (mode 'completion'): call /v1/completions"),
+        ("text-embedding-ada-002", "is for embeddings (mode 'embedding'): call /v1/embeddings"),
     ],
 )
-def test_disabled_deployments_answer_400_naming_what_is_unsupported(example: ProxyServer, model: str, message: str):
+def test_disabled_or_wrong_endpoint_deployments_answer_400_naming_why(example: ProxyServer, model: str, message: str):
     client = openai.OpenAI(base_url=example.base, api_key="sk-1234", max_retries=0)
     with client, pytest.raises(openai.BadRequestError) as caught:
         client.chat.completions.create(model=model, messages=MESSAGES)  # type: ignore[arg-type]
@@ -152,9 +151,7 @@ async def test_completion_and_embedding_modes_never_reach_the_chat_upstream(
         ]:
             with pytest.raises(openai.BadRequestError) as caught:
                 client.chat.completions.create(model=model, messages=MESSAGES)  # type: ignore[arg-type]
-            assert f"llmplex does not support {what}" in str(caught.value) and f"(deployment {model})" in str(
-                caught.value
-            )
+            assert f"model {model!r} is for {what}" in str(caught.value)
     assert (await emulator.astats())["received"] == before
 
 

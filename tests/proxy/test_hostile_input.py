@@ -162,7 +162,11 @@ async def test_not_a_json_object(proxy: ProxyServer, raw: bytes) -> None:
         ("hedge_delay", 1e300),
         ("api_key", "sk-steal"),
         ("api_base", "http://evil.invalid"),
-        ("mock_response", "free answer"),
+        ("mock_response", {"not": "text"}),  # a text mock_response is LiteLLM's feature; anything else is not
+        ("mock_delay", 1),
+        ("fallbacks", 5),
+        ("priority", "high"),
+        ("num_retries", -1),
     ],
 )
 async def test_wrong_type_or_range_in_every_field(proxy: ProxyServer, field: str, value: Any) -> None:

@@ -73,9 +73,9 @@ def test_wrong_patterns_are_named() -> None:
         ("sagemaker/berri-benchmarking-Llama-2-70b-chat-hf-4", None, "provider 'sagemaker'"),
         ("dall-e-3", None, "image generation"),
         ("azure/", None, "nothing after the provider prefix"),
-        ("azure/azure-embedding-model", "embedding", "embeddings"),
-        ("mistral/mistral-embed", None, "embeddings"),
-        ("text-completion-openai/gpt-3.5-turbo-instruct", None, "text completions"),
+        ("azure/azure-embedding-model", "embedding", None),
+        ("mistral/mistral-embed", None, None),
+        ("text-completion-openai/gpt-3.5-turbo-instruct", None, None),
         ("unknown-bare-name", None, "no provider prefix"),
         ("openai/my-model", "rerank", "rerank"),
     ],
@@ -83,7 +83,7 @@ def test_wrong_patterns_are_named() -> None:
 def test_support(model: str, mode: str | None, problem: str | None) -> None:
     support = check_support(model, declared_mode=mode)
     if problem is None:
-        assert support.served and support.mode == "chat"
+        assert support.served and support.mode == infer_mode(model, mode)
     else:
         assert support.problem is not None and problem in support.problem
 

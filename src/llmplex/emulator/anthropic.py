@@ -11,7 +11,7 @@ from llmplex.emulator.conversation import TOOL_ARGUMENTS, Conversation, Reply, n
 from llmplex.emulator.dialect import SSE, Dialect, Failure, Incoming, StreamPlan, bearer_token
 from llmplex.emulator.sse import named_event
 
-__all__ = ["AnthropicDialect"]
+__all__ = ["AnthropicCountTokensDialect", "AnthropicDialect"]
 
 # status -> (error.type, stock message); {model} is filled in
 _ERRORS: dict[int, tuple[str, str]] = {
@@ -190,3 +190,20 @@ def _delta(delta: dict[str, Any]) -> dict[str, Any]:
 
 def _event(payload: dict[str, Any]) -> bytes:
     return named_event(payload["type"], payload)
+
+
+class AnthropicCountTokensDialect(AnthropicDialect):
+    """``POST /v1/messages/count_tokens``: ``{"input_tokens": n}`` (whitespace words, as the replies count them);
+    no ``max_tokens`` needed."""
+
+    def validate(self, payload: dict[str, Any]) -> Failure | None:
+        for name in ("model", "messages"):
+            if name not in payload:
+                return self.failure(400, f"{name}: Field required")
+        return None
+
+    def completion(self, reply: Reply, incoming: Incoming, payload: dict[str, Any]) -> bytes:
+        return orjson.dumps({"input_tokens": reply.prompt_tokens})
+
+    def wants_stream(self, incoming: Incoming, payload: dict[str, Any]) -> bool:
+        return False

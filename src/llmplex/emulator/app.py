@@ -14,18 +14,25 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from llmplex.emulator.anthropic import AnthropicDialect
+from llmplex.emulator.anthropic import AnthropicCountTokensDialect, AnthropicDialect
 from llmplex.emulator.azure import AzureDialect
 from llmplex.emulator.cohere import CohereDialect
 from llmplex.emulator.conversation import build_reply
 from llmplex.emulator.dialect import JSON, Dialect, Failure, Headers, Incoming
 from llmplex.emulator.directives import Directives, Settings, parse_directives
+from llmplex.emulator.embeddings import (
+    AzureEmbeddingDialect,
+    CohereEmbedDialect,
+    GeminiEmbedDialect,
+    OpenAIEmbeddingDialect,
+)
 from llmplex.emulator.exchange import ClientGone, Exchange, Receive, Send
 from llmplex.emulator.gemini import GeminiDialect
 from llmplex.emulator.hostile import HOSTILE, play_hostile
 from llmplex.emulator.openai import OpenAIDialect
 from llmplex.emulator.playback import play_completion, play_stream
 from llmplex.emulator.refusals import REFUSALS, play_refusal
+from llmplex.emulator.text_completions import TextCompletionDialect
 
 __all__ = ["EmulatorState", "create_app"]
 
@@ -155,6 +162,21 @@ class CompletionEndpoint:
         return self.dialect.validate(payload) or payload
 
 
+class GeminiEndpoint:
+    """Gemini's ``models/{model}:{method}`` path: embedding methods go to the embedding dialect."""
+
+    __slots__ = ("chat", "embed")
+
+    def __init__(self, chat: CompletionEndpoint, embed: CompletionEndpoint) -> None:
+        self.chat = chat
+        self.embed = embed
+
+    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        target = scope.get("path_params", {}).get("target", "")
+        endpoint = self.embed if target.endswith(":batchEmbedContents") else self.chat
+        await endpoint(scope, receive, send)
+
+
 async def _respond_failure(exchange: Exchange, failure: Failure, headers: Headers) -> None:
     await exchange.respond(failure.status, [(b"content-type", JSON), *headers, *failure.headers], failure.body)
 
@@ -217,17 +239,30 @@ def create_app(settings: Settings | None = None) -> Starlette:
         return _json({"arrivals": list(state.arrivals)})
 
     openai = CompletionEndpoint(OpenAIDialect(), state)
-    gemini = CompletionEndpoint(GeminiDialect(), state)
+    text = CompletionEndpoint(TextCompletionDialect(), state)
+    embeddings = CompletionEndpoint(OpenAIEmbeddingDialect(), state)
+    gemini = GeminiEndpoint(CompletionEndpoint(GeminiDialect(), state), CompletionEndpoint(GeminiEmbedDialect(), state))
     routes = [
         Route("/v1/chat/completions", openai, methods=["POST"]),
         Route("/chat/completions", openai, methods=["POST"]),
+        Route("/v1/completions", text, methods=["POST"]),
+        Route("/completions", text, methods=["POST"]),
+        Route("/v1/embeddings", embeddings, methods=["POST"]),
+        Route("/embeddings", embeddings, methods=["POST"]),
         Route(
             "/openai/deployments/{deployment}/chat/completions",
             CompletionEndpoint(AzureDialect(), state),
             methods=["POST"],
         ),
+        Route(
+            "/openai/deployments/{deployment}/embeddings",
+            CompletionEndpoint(AzureEmbeddingDialect(), state),
+            methods=["POST"],
+        ),
         Route("/v1/messages", CompletionEndpoint(AnthropicDialect(), state), methods=["POST"]),
+        Route("/v1/messages/count_tokens", CompletionEndpoint(AnthropicCountTokensDialect(), state), methods=["POST"]),
         Route("/v2/chat", CompletionEndpoint(CohereDialect(), state), methods=["POST"]),
+        Route("/v2/embed", CompletionEndpoint(CohereEmbedDialect(), state), methods=["POST"]),
         Route("/v1beta/models/{target}", gemini, methods=["POST"]),
         Route("/v1/models/{target}", gemini, methods=["POST"]),
         Route("/_emulator/arrivals", arrivals, methods=["GET"]),

@@ -31,6 +31,7 @@ ALIASES: dict[str, str] = {
     "text-completion-openai": "openai",
     "custom_openai": "openai",
     "azure_ai": "azure",
+    "azure_text": "azure",
     "togetherai": "together_ai",
     "vllm": "hosted_vllm",
     "ollama_chat": "ollama",

@@ -15,6 +15,9 @@ EXACT_NAMES: dict[str, str] = {
     "command-nightly": "cohere",
     "command-r": "cohere",
     "command-r-plus": "cohere",
+    "mistral-embed": "mistral",
+    "davinci-002": "openai",
+    "babbage-002": "openai",
 }
 
 PREFIXES: tuple[tuple[str, str], ...] = tuple(
@@ -30,6 +33,8 @@ PREFIXES: tuple[tuple[str, str], ...] = tuple(
             ("command", "cohere"),
             ("c4ai-", "cohere"),
             ("gemini-", "gemini"),
+            ("text-embedding-", "openai"),
+            ("embed-", "cohere"),
         ),
         key=lambda row: -len(row[0]),
     )

@@ -31,6 +31,7 @@ from llmplex.proxy.health import HealthChecker
 from llmplex.proxy.metrics import metrics_endpoint
 from llmplex.proxy.openapi import openapi_document
 from llmplex.proxy.routes import ProxyState, chat_completions, list_models, models_body, openapi
+from llmplex.proxy.routes_capabilities import CAPABILITY_HANDLERS, capability_routes
 from llmplex.proxy.routes_health import health_routes, route_table
 from llmplex.proxy.warmup import warm_up
 from llmplex.router import Router
@@ -59,10 +60,13 @@ class ProxyApp:
         self.state = app.state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in _CHAT_PATHS:
-            scope["app"] = self.app  # what Request.app resolves to
-            await self.observe.serve(scope, receive, send, chat_completions)
-            return
+        if scope["type"] == "http" and scope["method"] == "POST":
+            path = scope["path"]
+            handler = chat_completions if path in _CHAT_PATHS else CAPABILITY_HANDLERS.get(path)
+            if handler is not None:
+                scope["app"] = self.app  # what Request.app resolves to
+                await self.observe.serve(scope, receive, send, handler)
+                return
         await self.app(scope, receive, send)
 
 
@@ -108,6 +112,7 @@ def create_app(config: ProxyConfig) -> ProxyApp:
         *health_routes(),
         Route("/openapi.json", openapi, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
+        *capability_routes(),
     ]
     state.routes_body = route_table(routes)
     # x-request-id, in-flight gauge, request metrics and the access log, for every route

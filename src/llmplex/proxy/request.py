@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 
+from llmplex._controls import Controls
 from llmplex._deadline import Deadlines
 from llmplex.proxy.disconnect import ClientDisconnected
 from llmplex.proxy.errors import ProxyError
@@ -27,7 +28,7 @@ from llmplex.proxy.params import (
     check_params,
 )
 
-__all__ = ["ChatCall", "parse_chat", "read_body"]
+__all__ = ["ChatCall", "check_fallback_overrides", "parse_chat", "read_body"]
 
 # fields only the proxy reads; never forwarded upstream
 CONTROL_FIELDS = ("fastest_response", "hedge_delay", "hedge_quantile")
@@ -41,13 +42,13 @@ FORBIDDEN_FIELDS = (
     "extra_headers",
     "headers",
     # SDK call settings that would let a client change how the proxy behaves
-    "mock_response",
     "mock_delay",
     "stream_first_token_timeout",
     "stream_idle_timeout",
 )
-# retries are the router's business (router_settings.num_retries)
-_DROPPED_FIELDS = ("num_retries", "max_retries", "litellm_logging_obj", "user_config")
+# LiteLLM-internal fields a client may echo back; never forwarded. (num_retries, fallbacks, mock_testing_*,
+# priority: the router's per-request controls, see llmplex._controls)
+_DROPPED_FIELDS = ("litellm_logging_obj", "user_config")
 
 
 @dataclass(slots=True)
@@ -59,6 +60,8 @@ class ChatCall:
     fastest: bool
     hedge_delay: Hedge  # seconds, "auto" (from the first model's latencies) or None (no hedging)
     hedge_quantile: float | None = None  # with "auto"; None = the default (p90)
+    controls: Controls | None = None  # LiteLLM's per-request controls, out of ``options`` (routes.py)
+    call_id: bytes | None = None  # the client's x-litellm-call-id
 
 
 async def read_body(request: Request, limit: int, timeout: float | None, deadlines: Deadlines) -> bytes:
@@ -142,6 +145,7 @@ def parse_chat(body: bytes, default_model: str | None) -> ChatCall:
     if stream is not None and not isinstance(stream, bool):
         raise ProxyError(400, "'stream' must be true or false", param="stream")
     check_params(data)
+    _check_mocks(data)
     return ChatCall(
         labels=labels,
         messages=messages,
@@ -164,6 +168,25 @@ def _check_fields(data: dict[str, Any]) -> None:
     extra = data.get("extra_body")
     if extra is not None:
         check_extra_body(extra, FORBIDDEN_FIELDS)
+
+
+def check_fallback_overrides(controls: Controls) -> None:
+    """A fallback ``{"model": ..., ...}`` may change the request, never the proxy's credentials or endpoints."""
+    for key, spec in controls.specs.items():
+        for target in spec.for_any or ():
+            for name in target.overrides:
+                if name in FORBIDDEN_FIELDS or name in CONTROL_FIELDS or name == "stream":
+                    raise ProxyError(400, f"'{key}[].{name}' cannot be set through the proxy", param=key)
+
+
+def _check_mocks(data: dict[str, Any]) -> None:
+    """LiteLLM's mock fields through the proxy: a text answer (no upstream call) or a mock timeout."""
+    mock = data.get("mock_response")
+    if mock is not None and not isinstance(mock, str):
+        raise ProxyError(400, "'mock_response' must be a string", param="mock_response")
+    timeout = data.get("mock_timeout")
+    if timeout is not None and not isinstance(timeout, bool):
+        raise ProxyError(400, "'mock_timeout' must be true or false", param="mock_timeout")
 
 
 def _model_names(model: Any) -> list[str]:

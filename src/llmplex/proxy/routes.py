@@ -17,22 +17,29 @@ from starlette.types import Receive, Scope, Send
 
 from llmplex import AsyncClient, CompletionStream
 from llmplex._concurrency import RaceOutcome
+from llmplex._controls import Controls
 from llmplex._deadline import Deadlines
 from llmplex._latency import DEFAULT_QUANTILE
 from llmplex._redact import display_url
-from llmplex.exceptions import AllModelsFailedError, APIError
+from llmplex.exceptions import AllModelsFailedError, APIError, BadRequestError, Timeout
 from llmplex.proxy.access_log import RequestRecord, record_of
 from llmplex.proxy.auth import Authenticator
 from llmplex.proxy.config import ProxyConfig
 from llmplex.proxy.disconnect import ClientDisconnected, until_disconnect
 from llmplex.proxy.errors import ProxyError, error_response, slot_error
 from llmplex.proxy.health import HealthChecker
+from llmplex.proxy.litellm_headers import (
+    call_id_header,
+    effective_timeout,
+    litellm_route_headers,
+    read_request_headers,
+)
 from llmplex.proxy.metrics import ProxyMetrics
 from llmplex.proxy.model_info import listed_names
-from llmplex.proxy.multi import gather_all, race
-from llmplex.proxy.request import ChatCall, parse_chat, read_body
+from llmplex.proxy.request import ChatCall, check_fallback_overrides, parse_chat, read_body
 from llmplex.proxy.streaming import EventStreamResponse
 from llmplex.router import Routed, Router
+from llmplex.router.racing import gather_all, position_labels, race
 from llmplex.router.support import unsupported_message
 
 __all__ = ["ProxyState", "chat_completions", "list_models", "state_of"]
@@ -68,14 +75,21 @@ async def chat_completions(request: Request) -> Response | JSONBytesResponse | E
     state = state_of(request)
     record = record_of(request)
     labels: list[str] = []
+    sent = read_request_headers(request.scope["headers"])
     try:
         state.auth.check(request.headers)
         config = state.config
         body = await read_body(request, config.max_request_body_bytes, config.request_body_timeout, state.deadlines)
         # --model overrides every name; else an Azure-style path's model (/openai/deployments/{model}/...)
         call = parse_chat(body, config.default_model or request.path_params.get("model"))
+        if sent is not None:
+            sent.apply(call.options)
+            call.call_id = sent.call_id
         labels = call.labels
         groups = [_group(state, name) for name in call.labels]
+        if len(groups) > 1:
+            labels = call.labels = position_labels(call.labels)  # a model given twice: two attempts
+        call.controls, call.options = _controls(state.router, call.options)
         if record is not None:
             record.models, record.stream = call.labels, call.stream
             record.model = call.labels[0] if len(groups) == 1 else "multi"
@@ -90,7 +104,12 @@ async def chat_completions(request: Request) -> Response | JSONBytesResponse | E
     except Exception as exc:  # every failure becomes an OpenAI-shaped error with the right status
         if record is not None:
             _record_failure(record, exc, labels)
-        return error_response(exc, labels)
+        failed = error_response(exc, labels)
+        name, value = call_id_header(None if sent is None else sent.call_id)  # LiteLLM sends it on errors too
+        failed.headers[name.decode()] = value.decode()
+        if isinstance(exc, Timeout) and sent is not None and sent.timeout is not None:
+            failed.headers["x-litellm-timeout"] = sent.timeout.decode("latin-1")
+        return failed
 
 
 async def _answer(
@@ -102,10 +121,10 @@ async def _answer(
     record: RequestRecord | None,
 ) -> Response | JSONBytesResponse | EventStreamResponse:
     if len(groups) == 1:
-        routed = await state.router.route(client, groups[0], call.messages, call.options)
+        routed = await state.router.route(client, groups[0], call.messages, call.options, controls=call.controls)
         if decisions.isEnabledFor(logging.DEBUG):
             _log_answer(call.labels[0], groups[0], routed, started, call.stream)
-        return _single(routed, call.labels[0], record=record)
+        return _single(routed, call.labels[0], _litellm(state, client, call, routed), record=record)
     if call.fastest:
         return await _fastest(state, client, call, groups, started, record)
     if call.stream:
@@ -184,18 +203,63 @@ def _group(state: ProxyState, name: str) -> str:
             f"Invalid model name passed in model={name}. Available models: {available}",
             param="model",
         )
+    if (wrong := state.router.chat_problem(group)) is not None:
+        raise ProxyError(400, wrong, param="model")
     return group
 
 
+def _controls(router: Router, options: dict[str, Any]) -> tuple[Controls | None, dict[str, Any]]:
+    try:
+        controls, rest = router.split_controls(options)
+    except BadRequestError as exc:  # a malformed control field: the client's 400, naming the field
+        raise ProxyError(400, exc.message, param=exc.param) from None
+    if controls is not None:
+        check_fallback_overrides(controls)
+    return controls, rest
+
+
+def _litellm(state: ProxyState, client: AsyncClient, call: ChatCall, routed: Routed) -> list[tuple[bytes, bytes]]:
+    """LiteLLM's per-request response headers (see ``litellm_headers``)."""
+    controls = call.controls
+    retries = controls.num_retries if controls is not None else None
+    max_retries = state.router.settings.num_retries if retries is None else retries
+    timeout = effective_timeout(call.options, routed.deployment, client.config.timeout)
+    deployment = routed.deployment
+    result = routed.result
+    api_base = result.hidden_params.get("api_base") or deployment.api_base
+    headers = [
+        *litellm_route_headers(
+            deployment.model_id,
+            str(api_base) if api_base else None,
+            deployment.model_name,
+            routed.retries,
+            routed.fallbacks,
+            max_retries,
+            timeout,
+        ),
+        call_id_header(call.call_id),
+    ]
+    if not isinstance(result, CompletionStream):
+        cost = result.hidden_params.get("response_cost")
+        if cost is not None:
+            headers.append((b"x-litellm-response-cost", repr(float(cost)).encode()))
+    return headers
+
+
 def _single(
-    routed: Routed, label: str, extra: Mapping[str, str] | None = None, record: RequestRecord | None = None
+    routed: Routed,
+    label: str,
+    litellm: list[tuple[bytes, bytes]],
+    extra: Mapping[str, str] | None = None,
+    record: RequestRecord | None = None,
 ) -> JSONBytesResponse | EventStreamResponse:
     result = routed.result
     deployment = routed.deployment
     if record is not None:
         record.winner, record.deployment = label, deployment.model_id
     api_base = result.hidden_params.get("api_base") or deployment.api_base
-    headers = list(_route_headers(label, deployment.model_id, str(api_base) if api_base else None))
+    base = str(api_base) if api_base else None
+    headers = [*_route_headers(label, deployment.model_id, base), *litellm]
     if extra:
         headers += [(name.encode("latin-1"), _header_value(value).encode("latin-1")) for name, value in extra.items()]
     if isinstance(result, CompletionStream):
@@ -247,7 +311,9 @@ async def _fastest(
     hedge = call.hedge_delay
     if hedge == "auto":
         hedge, _ = state.router.hedge_delay(groups[0], call.hedge_quantile or DEFAULT_QUANTILE)
-    outcome = await race(state.router, client, call.labels, groups, call.messages, options, hedge_delay=hedge)
+    outcome = await race(
+        state.router, client, call.labels, groups, call.messages, options, hedge_delay=hedge, controls=call.controls
+    )
     if record is not None:
         _record_race(record, outcome, hedge is not None)
     if decisions.isEnabledFor(logging.DEBUG):
@@ -262,7 +328,7 @@ async def _fastest(
         cost = winner.result.hidden_params.get("response_cost")
         if cost is not None:
             extra["x-llmplex-response-cost"] = repr(float(cost))
-    return _single(winner, outcome.winner, extra, record)
+    return _single(winner, outcome.winner, _litellm(state, client, call, winner), extra, record)
 
 
 def _record_race(record: RequestRecord, outcome: RaceOutcome[Routed], hedged: bool) -> None:
@@ -279,7 +345,7 @@ def _record_race(record: RequestRecord, outcome: RaceOutcome[Routed], hedged: bo
 async def _all(
     state: ProxyState, client: AsyncClient, call: ChatCall, groups: list[str], record: RequestRecord | None
 ) -> Response:
-    results = await gather_all(state.router, client, groups, call.messages, call.options)
+    results = await gather_all(state.router, client, groups, call.messages, call.options, call.controls)
     if all(isinstance(r, BaseException) for r in results):
         errors = [r for r in results if isinstance(r, Exception)]
         if len(errors) == len(results):

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from llmplex._controls import Controls
 from llmplex._latency import DEFAULT_QUANTILE, auto_hedge_delay
 from llmplex._request import PreparedCall, prepare_call, resolve_prepared
 from llmplex._streaming import CompletionStream
@@ -32,6 +33,7 @@ from llmplex.router.settings import RedisSettings, RouterSettings
 from llmplex.router.state import RouterState, make_state
 from llmplex.router.strategies import choose
 from llmplex.router.stream_failover import first_content
+from llmplex.router.support import not_chat_message
 from llmplex.router.wildcard_groups import WildcardGroups
 from llmplex.types import ModelResponse
 
@@ -45,6 +47,8 @@ logger = logging.getLogger("llmplex.router")
 class Routed:
     result: ModelResponse | RelayedResponse | CompletionStream
     deployment: Deployment
+    retries: int = 0  # attempts before the one that answered, inside the group that answered
+    fallbacks: int = 0  # fallback groups tried before the one that answered (0: the requested group)
 
 
 class RoutingCore:
@@ -75,12 +79,13 @@ class RoutingCore:
         served = [d for d in deployments if d.problem is None]
         self._wildcards = WildcardGroups(served)
         self._aliases = dict(settings.model_group_alias)
+        # groups whose failures may go elsewhere: route() takes the fallback path only for these
+        self._fallback_groups = frozenset(
+            [*settings.fallbacks, *settings.context_window_fallbacks, *settings.content_policy_fallbacks]
+        )
         self.state = state or make_state(served, settings, redis, clock=clock)
         self._prepared_calls: dict[int, tuple[ClientConfig, PreparedCall]] = {}
         self._lines: dict[str, WaitingLine] = {}  # groups with requests waiting for capacity
-        self._with_fallbacks = frozenset(
-            [*settings.fallbacks, *settings.context_window_fallbacks, *settings.content_policy_fallbacks]
-        )
 
     async def start(self) -> None:
         """Connect the shared state (Redis); call it inside the event loop that serves the requests."""
@@ -117,6 +122,13 @@ class RoutingCore:
             members = self._groups[group]
         return members
 
+    def chat_problem(self, group: str) -> str | None:
+        """Why chat completions are refused for ``group`` (every deployment an embedding or completion model)."""
+        members = self._groups.get(group)
+        if not members or any(d.mode == "chat" for d in members):
+            return None
+        return not_chat_message(members[0].mode, group)
+
     def unsupported(self, name: str) -> str | None:
         """What llmplex does not support about group ``name`` when all its deployments are disabled, else None."""
         return self._unsupported.get(name)
@@ -139,14 +151,17 @@ class RoutingCore:
         options: Mapping[str, Any],
         *,
         cut_off_after: float | None = None,
+        controls: Controls | None = None,
     ) -> Awaitable[Routed]:
         """Call the group (with retries across its deployments), then its fallback groups in order.
 
         ``cut_off_after`` (seconds; a hedged race's primary): a call cancelled after running at least
         that long is recorded as a latency sample at its elapsed time, a lower bound of its latency.
         Otherwise the statistics would only see the primary's fast answers, and an adaptive hedge
-        delay would shrink with every race it loses. ``options["priority"]`` (an int, lower first) is
-        the request's place in the group's waiting line (``admission.py``); it is never sent upstream.
+        delay would shrink with every race it loses. ``controls``: the request's LiteLLM controls
+        (``llmplex._controls.split_controls``; per-request fallbacks, retries, mock failures).
+        ``options["priority"]`` (an int, lower first) is the request's place in the group's waiting
+        line (``admission.py``); it is popped here, never sent upstream.
         """
         priority = None
         if "priority" in options:
@@ -154,23 +169,24 @@ class RoutingCore:
             priority = options.pop("priority")
             if priority is not None and (isinstance(priority, bool) or not isinstance(priority, int)):
                 raise BadRequestError(f"priority must be an integer, got {priority!r}", param="priority")
-        if group not in self._with_fallbacks:  # the common case, without a coroutine layer for fallbacks
-            return self._call_group(client, group, messages, options, cut_off_after, priority)
-        return with_fallbacks(self, client, group, messages, options, cut_off_after, priority)
+        if controls is None and group not in self._fallback_groups:  # the common case: no coroutine layer
+            return self._call_group(client, group, messages, options, cut_off_after, None, priority)
+        return with_fallbacks(self, client, group, messages, options, cut_off_after, controls, priority)
 
-    async def _call_group(
+    async def _call_group(  # noqa: PLR0913 - every chat request's path: plain arguments, no per-call object
         self,
         client: AsyncClient,
         group: str,
         messages: list[dict[str, Any]],
         options: Mapping[str, Any],
         cut_off_after: float | None = None,
+        num_retries: int | None = None,  # the request's own, over the router's
         priority: int | None = None,
         may_wait: bool = True,
     ) -> Routed:
         """The retry loop in one group; ``may_wait=False``: no waiting line (a fallback group comes next)."""
         tried: set[int] = set()
-        attempts = self.settings.num_retries + 1
+        attempts = (self.settings.num_retries if num_retries is None else num_retries) + 1
         for attempt in range(attempts):
             # admitted and counted in flight (state.begin) by the pick
             deployment = self._pick_now(group, tried)
@@ -206,7 +222,7 @@ class RoutingCore:
                 if self._lines:
                     self._freed(group)
             self._succeeded(deployment, started, result)
-            return Routed(result, deployment)
+            return Routed(result, deployment, attempt)
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     def _prepared(self, client: AsyncClient, deployment: Deployment) -> PreparedCall:
@@ -247,9 +263,9 @@ class RoutingCore:
         self,
         group: str,
         avoid: set[int],
-        client: AsyncClient,
-        options: Mapping[str, Any],
-        priority: int | None,
+        client: AsyncClient | None = None,
+        options: Mapping[str, Any] | None = None,
+        priority: int | None = None,
         may_wait: bool = True,
     ) -> Deployment:
         """A deployment not cooling down, admitted against its limits and counted in flight; waits in line if none."""
@@ -263,7 +279,7 @@ class RoutingCore:
         line = self._lines.get(group)
         if line is None:
             line = self._lines[group] = WaitingLine(self, group)
-        bound = queue_bound(self.settings, client.config, options)
+        bound = queue_bound(self.settings, None if client is None else client.config, options or {})
         return await line.wait(avoid, _priority(priority, self.settings.default_priority), bound)
 
     async def try_pick(self, group: str, avoid: set[int]) -> tuple[Deployment | None, float | None]:
@@ -283,7 +299,7 @@ class RoutingCore:
         return None, wait
 
     def release(self, group: str, deployment: Deployment) -> None:
-        """Undo ``begin`` for a deployment admitted but not called (its waiter gave up)."""
+        """``state.finish`` for a deployment picked (a call ended, or its waiter gave up), waking the group's line."""
         self.state.finish(deployment)
         if self._lines:
             self._freed(group)

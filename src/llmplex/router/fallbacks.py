@@ -15,15 +15,10 @@ import random
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from llmplex._controls import Controls, fallback_chain
 from llmplex.client import AsyncClient
 from llmplex.config import ClientConfig
-from llmplex.exceptions import (
-    APIError,
-    BadRequestError,
-    ContentPolicyViolationError,
-    ContextWindowExceededError,
-    RateLimitError,
-)
+from llmplex.exceptions import APIError, RateLimitError
 from llmplex.router.settings import RouterSettings
 
 if TYPE_CHECKING:
@@ -34,7 +29,6 @@ __all__ = [
     "MAX_RETRY_SLEEP",
     "backoff",
     "counts_toward_cooldown",
-    "fallback_groups",
     "no_deployment",
     "queue_bound",
     "with_fallbacks",
@@ -46,64 +40,86 @@ MAX_RETRY_SLEEP = 10.0  # a retry-after longer than this is not waited for: the 
 COOLDOWN_STATUSES = frozenset({401, 404, 408, 429})
 
 
-async def with_fallbacks(
+async def with_fallbacks(  # noqa: PLR0913 - route()'s arguments, passed on
     core: RoutingCore,
     client: AsyncClient,
     group: str,
     messages: list[dict[str, Any]],
     options: Mapping[str, Any],
     cut_off_after: float | None,
+    controls: Controls | None = None,
     priority: int | None = None,
 ) -> Routed:
-    """The group, then its fallback groups in order; a 400 (the request's fault) never falls back.
+    """The group, then the fallback groups for its error, in order (``_controls.fallback_chain``).
 
-    Except, as in LiteLLM, a ``ContextWindowExceededError`` / ``ContentPolicyViolationError``: it goes to
-    ``context_window_fallbacks`` / ``content_policy_fallbacks`` when those are set (a group without an
-    entry there does not fall back on it), else to ``fallbacks``. A group at its limits waits for
-    capacity only when no fallback group comes after it: the primary of a group with ``fallbacks``
-    falls back at once, the last fallback group waits.
+    A request's ``fallbacks`` (``context_window_fallbacks``, ...) replace the router's; a 400 other than
+    a context-window or content-policy error never falls back. Every fallback failing re-raises the
+    group's own error. ``Routed.fallbacks`` counts the groups tried before the one that answered.
+    A group at its limits waits for capacity (``admission.py``) only when no fallback group would take
+    its 429: a primary with ``fallbacks`` falls back at once, the last fallback group waits.
     """
+    retries = None if controls is None else controls.num_retries
     try:
-        last = not core.settings.fallbacks.get(group)
-        return await core._call_group(client, group, messages, options, cut_off_after, priority, last)
+        if controls is not None and controls.mock_error is not None:
+            raise controls.mock_failure(group)  # mock_testing_*: no upstream call, no cooldown
+        waits = not _targets_for_429(core, group, controls)
+        return await core._call_group(client, group, messages, options, cut_off_after, retries, priority, waits)
     except APIError as exc:
-        targets = fallback_groups(core.settings, group, exc)
-        if targets is None:
-            raise
-        chain = [t for t in (core.group_for(name) for name in targets) if t is not None and t != group]
-        for i, target in enumerate(chain):
-            logger.debug("group=%s failed (%s): falling back to group %s", group, type(exc).__name__, target)
+        defaults = _defaults(core)
+        tried = 0
+        chain = [
+            (target, fallback)
+            for target in fallback_chain(exc, group, controls, defaults)
+            if (fallback := core.group_for(target.model)) is not None and fallback != group
+        ]
+        for i, (target, fallback) in enumerate(chain):
+            tried += 1
+            logger.debug("group=%s failed (%s): falling back to group %s", group, type(exc).__name__, fallback)
+            target_messages, target_options = target.apply(messages, options)
             try:
-                return await core._call_group(
-                    client, target, messages, options, cut_off_after, priority, i == len(chain) - 1
+                routed = await core._call_group(
+                    client,
+                    fallback,
+                    target_messages,
+                    target_options,
+                    cut_off_after,
+                    retries,
+                    priority,
+                    i == len(chain) - 1,
                 )
             except APIError as failed:
-                logger.debug("fallback group %s failed (%s)", target, type(failed).__name__)
+                logger.debug("fallback group %s failed (%s)", fallback, type(failed).__name__)
                 continue
+            routed.fallbacks = tried
+            return routed
         raise
 
 
-def fallback_groups(settings: RouterSettings, group: str, exc: APIError) -> tuple[str, ...] | None:
-    """The groups to try after ``exc`` from ``group`` (None: it does not fall back)."""
-    special = None
-    if isinstance(exc, ContextWindowExceededError):
-        special = settings.context_window_fallbacks
-    elif isinstance(exc, ContentPolicyViolationError):
-        special = settings.content_policy_fallbacks
-    if special:
-        return special.get(group)
-    if special is None and isinstance(exc, BadRequestError) and exc.status_code == 400:
-        return None
-    return settings.fallbacks.get(group)
+def _targets_for_429(core: RoutingCore, group: str, controls: Controls | None) -> bool:
+    """Whether a 429 of ``group`` (nothing available) would fall back somewhere."""
+    probe = RateLimitError("probe", model=group)
+    return any(
+        core.group_for(t.model) not in (None, group) for t in fallback_chain(probe, group, controls, _defaults(core))
+    )
 
 
-def queue_bound(settings: RouterSettings, config: ClientConfig, options: Mapping[str, Any]) -> float:
+def queue_bound(settings: RouterSettings, config: ClientConfig | None, options: Mapping[str, Any]) -> float:
     """How long a request may wait in line: ``queue_timeout``, capped by the request's timeout."""
-    timeout = options.get("timeout") or options.get("request_timeout") or settings.timeout or config.timeout
+    timeout = options.get("timeout") or options.get("request_timeout") or settings.timeout
+    timeout = timeout or (config.timeout if config is not None else settings.queue_timeout)
     try:
         return min(settings.queue_timeout, float(timeout))
     except (TypeError, ValueError):  # the call itself reports a malformed timeout
         return settings.queue_timeout
+
+
+def _defaults(core: RoutingCore) -> dict[str, Mapping[str, tuple[str, ...]]]:
+    settings = core.settings
+    return {
+        "fallbacks": settings.fallbacks,
+        "context_window_fallbacks": settings.context_window_fallbacks,
+        "content_policy_fallbacks": settings.content_policy_fallbacks,
+    }
 
 
 def counts_toward_cooldown(exc: APIError) -> bool:

@@ -17,16 +17,19 @@ from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType, TracebackType
 from typing import Any
 
+from llmplex._controls import ROUTER_CONTROLS, Controls, check_targets, split_controls
 from llmplex._streaming import CompletionStream
 from llmplex._sync import SyncStream
 from llmplex.client import AsyncClient
 from llmplex.config import ClientConfig
 from llmplex.config_checks import Checker
 from llmplex.config_source import SourceDoc
+from llmplex.endpoint_types import EmbeddingResponse, TextCompletionResponse
 from llmplex.exceptions import BadRequestError, ConfigError, LLMplexError
 from llmplex.relayed import RelayedResponse
-from llmplex.router.core import RoutingCore
+from llmplex.router.batch_methods import BatchMethods
 from llmplex.router.deployments import Deployment, parse_model_list
+from llmplex.router.operations import route_operation
 from llmplex.router.settings import (
     ROUTING_STRATEGIES,
     RedisSettings,
@@ -37,6 +40,7 @@ from llmplex.router.settings import (
 )
 from llmplex.router.state import RouterState
 from llmplex.router.support import unsupported_message
+from llmplex.text_completions import TextCompletionStream
 from llmplex.types import ModelResponse
 
 __all__ = ["Router"]
@@ -47,17 +51,21 @@ _SOURCE = "Router"  # how ConfigError messages name the place: "Router: model_li
 _DEFAULT_TIMEOUT = 600.0  # seconds, when neither the Router nor the deployment sets one (as the proxy)
 
 
-class Router(RoutingCore):
+class Router(BatchMethods):
     """LiteLLM's ``Router``: load balancing, retries, cooldowns, rpm/tpm limits and fallbacks over a model_list.
 
     Arguments are LiteLLM's (defaults too: ``num_retries=2``, ``allowed_fails=3``, ``cooldown_time=5``).
     llmplex's own: ``redis_key_prefix`` (Redis keys of the shared state; routers sharing limits share
     it), ``client``: an ``AsyncClient`` to send with (not closed by ``aclose``); by default the Router
     makes its own on first use, in the running event loop. Other LiteLLM arguments are accepted
-    and ignored, with one warning naming them. ``routing_strategy_args`` is kept but no strategy
-    reads it yet. ``stream_timeout``: seconds a stream may take to its first content before the
-    router fails over. llmplex's waiting line (``admission.py``): ``queue_timeout`` (default 10 s;
-    0 answers 429 at once) and ``queue_max_length`` (per group, default 1000).
+    and ignored, with one warning naming them. ``context_window_fallbacks`` and
+    ``content_policy_fallbacks`` serve those errors (else ``fallbacks``); ``routing_strategy_args``
+    is kept but no strategy reads it yet. Per request, ``acompletion`` and the batch methods
+    (``batch_methods.py``) take LiteLLM's controls (``fallbacks``, ``num_retries``, ``mock_*``,
+    ``priority``, ...; see ``llmplex._controls``), never sent upstream. ``stream_timeout``: seconds a
+    stream may take to its first content before the router fails over. llmplex's waiting line
+    (``admission.py``): ``queue_timeout`` (default 10 s; 0 answers 429 at once) and
+    ``queue_max_length`` (per group, default 1000).
     """
 
     def __init__(  # noqa: PLR0913 - LiteLLM's signature
@@ -168,11 +176,14 @@ class Router(RoutingCore):
         group = self.group_for(model)
         if group is None:
             raise self._unknown_group(model)
+        if (wrong := self.chat_problem(group)) is not None:
+            raise BadRequestError(wrong, param="model")
         client = self._client
         if client is None or self._loop is not asyncio.get_running_loop():
             client = await self._open()
         options = {**self._defaults, **kwargs, "stream": stream} if self._defaults else {**kwargs, "stream": stream}
-        routed = await self.route(client, group, messages, options)
+        controls, options = self.split_controls(options)
+        routed = await self.route(client, group, messages, options, controls=controls)
         result = routed.result
         if isinstance(result, RelayedResponse):
             return result.response()
@@ -190,6 +201,19 @@ class Router(RoutingCore):
             raise BadRequestError(f"priority must be an integer, got {priority!r}", param="priority")
         return await self.acompletion(model, messages, stream, priority=priority, **kwargs)
 
+    def split_controls(self, options: dict[str, Any]) -> tuple[Controls | None, dict[str, Any]]:
+        """LiteLLM's per-request controls out of ``options`` (see ``llmplex._controls``), their groups checked.
+
+        Unknown fallback groups, a non-integer ``priority`` and the like are a ``BadRequestError`` naming
+        the field. ``options`` comes back as is when it holds no control (the common case).
+        """
+        if ROUTER_CONTROLS.isdisjoint(options):
+            return None, options
+        controls, rest = split_controls(options, ROUTER_CONTROLS)
+        if controls is not None and controls.specs:
+            check_targets(controls.specs.items(), lambda name: self.group_for(name) is not None)
+        return controls, rest
+
     def completion(
         self, model: str, messages: list[dict[str, Any]], stream: bool = False, **kwargs: Any
     ) -> ModelResponse | SyncStream:
@@ -199,6 +223,59 @@ class Router(RoutingCore):
         runner = background_loop()
         result = runner.run(self.acompletion(model, messages, stream, **kwargs))
         return SyncStream(runner, result) if isinstance(result, CompletionStream) else result
+
+    # --- endpoints beyond chat (routed by operations.route_operation: same picks, retries, fallbacks) ---
+
+    async def aembedding(self, model: str, input: Any, **kwargs: Any) -> EmbeddingResponse:
+        """Embeddings routed in the ``model`` group (LiteLLM's ``Router.aembedding``); long inputs are split."""
+        group, client = await self._group_client(model)
+        options = {**self._defaults, **kwargs}
+
+        async def send(deployment: Deployment) -> EmbeddingResponse:
+            result = await client.embedding(deployment.model, input, **{**deployment.params, **options})
+            assert isinstance(result, EmbeddingResponse)
+            return result
+
+        result, _ = await route_operation(self, group, send, stats=_embedding_stats)
+        return result
+
+    def embedding(self, model: str, input: Any, **kwargs: Any) -> EmbeddingResponse:
+        """``aembedding``, blocking, on the SDK's background loop."""
+        from llmplex._api import background_loop
+
+        return background_loop().run(self.aembedding(model, input, **kwargs))
+
+    async def atext_completion(
+        self, model: str, prompt: Any, **kwargs: Any
+    ) -> TextCompletionResponse | TextCompletionStream:
+        """A legacy text completion routed in the ``model`` group (LiteLLM's ``Router.atext_completion``)."""
+        group, client = await self._group_client(model)
+        options = {**self._defaults, **kwargs}
+
+        async def send(deployment: Deployment) -> TextCompletionResponse | TextCompletionStream:
+            result = await client.text_completion(prompt, deployment.model, **{**deployment.params, **options})
+            assert isinstance(result, (TextCompletionResponse, TextCompletionStream))
+            return result
+
+        result, _ = await route_operation(self, group, send, stats=_text_stats)
+        return result
+
+    def text_completion(self, model: str, prompt: Any, **kwargs: Any) -> TextCompletionResponse | SyncStream:
+        """``atext_completion``, blocking (``stream=True`` -> a ``SyncStream`` of chunks)."""
+        from llmplex._api import background_loop
+
+        runner = background_loop()
+        result = runner.run(self.atext_completion(model, prompt, **kwargs))
+        return SyncStream(runner, result) if isinstance(result, TextCompletionStream) else result
+
+    async def _group_client(self, model: str) -> tuple[str, AsyncClient]:
+        group = self.group_for(model)
+        if group is None:
+            raise self._unknown_group(model)
+        client = self._client
+        if client is None or self._loop is not asyncio.get_running_loop():
+            client = await self._open()
+        return group, client
 
     async def aclose(self) -> None:
         """Close the shared state's connections and the Router's own client (never a client passed in)."""
@@ -230,6 +307,13 @@ class Router(RoutingCore):
         return f"Router(models={self.get_model_names()!r}, routing_strategy={self.settings.routing_strategy!r})"
 
     # --- internals ---------------------------------------------------------------------------------
+
+    async def _client_for_loop(self) -> AsyncClient:
+        """The client to send with in the running loop (the first use there starts the state and the client)."""
+        client = self._client
+        if client is None or self._loop is not asyncio.get_running_loop():
+            client = await self._open()
+        return client
 
     async def _open(self) -> AsyncClient:
         """First use in this loop: start the state (Redis connects here) and make the client if it is ours."""
@@ -322,3 +406,13 @@ def _settings(
     elif args["redis_port"] is not None or args["redis_password"] is not None:
         raise ConfigError(f"{_SOURCE}: redis_port / redis_password need redis_host or redis_url")
     return settings, redis, defaults
+
+
+def _embedding_stats(result: EmbeddingResponse) -> tuple[int, bool]:
+    return (result.usage.prompt_tokens if result.usage else 0), True
+
+
+def _text_stats(result: TextCompletionResponse | TextCompletionStream) -> tuple[int, bool]:
+    if isinstance(result, TextCompletionStream):
+        return 0, False
+    return (result.usage.total_tokens if result.usage else 0), True

@@ -14,10 +14,12 @@ from dataclasses import dataclass
 from llmplex.exceptions import UnknownModelError
 from llmplex.providers import resolve_model
 
-__all__ = ["SERVED_MODES", "Support", "check_support", "infer_mode", "unsupported_message"]
+__all__ = ["SERVED_MODES", "Support", "check_support", "infer_mode", "not_chat_message", "unsupported_message"]
 
-# the modes llmplex has an endpoint for (chat: /chat/completions)
-SERVED_MODES = frozenset({"chat"})
+# the modes llmplex has an endpoint for (chat: /chat/completions, completion: /completions, embedding: /embeddings)
+SERVED_MODES = frozenset({"chat", "completion", "embedding"})
+# modes whose deployments the chat endpoint refuses (naming the right endpoint) instead of a wrong upstream call
+_NOT_CHAT = {"embedding": "/v1/embeddings", "completion": "/v1/completions"}
 _MODE_NAMES = {
     "completion": "text completions (mode 'completion')",
     "embedding": "embeddings (mode 'embedding')",
@@ -97,3 +99,11 @@ def _provider_or_empty(model: str, custom_llm_provider: str | None) -> str:
 
 def unsupported_message(problem: str, model_name: str) -> str:
     return f"llmplex does not support {problem} (deployment {model_name})"
+
+
+def not_chat_message(mode: str, group: str) -> str | None:
+    """Why the chat endpoint refuses group ``group`` whose deployments are of ``mode``, or None when it serves it."""
+    endpoint = _NOT_CHAT.get(mode)
+    if endpoint is None:
+        return None
+    return f"model {group!r} is for {_MODE_NAMES[mode]}: call {endpoint}, not /chat/completions"
