@@ -181,7 +181,8 @@ def fallback_chain(
 
     A context-window (content-policy) error tries ``context_window_fallbacks``
     (``content_policy_fallbacks``) when set (no entry for ``model``: no fallback), else ``fallbacks``;
-    any other 400 is the request's fault and never falls back. A request's list replaces the router's (``defaults``, by field name).
+    any other 400 is the request's fault and never falls back. A request's list replaces the router's
+    (``defaults``, by field name).
     """
     if controls is not None and controls.disable_fallbacks:
         return ()
