@@ -8,6 +8,7 @@ need an empty schema call ``fresh_pg_url()`` for their own database (dropped at 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -28,12 +29,18 @@ async def _admin(statement: str) -> None:
         await conn.close()
 
 
+def _run(statement: str) -> None:
+    # in a thread of its own: callers may be inside a running event loop (async tests)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, _admin(statement)).result(timeout=30)
+
+
 def _create(name: str) -> None:
-    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+    _run(f'CREATE DATABASE "{name}"')
 
 
 def _drop(name: str) -> None:
-    asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    _run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")

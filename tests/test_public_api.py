@@ -12,6 +12,7 @@ import pytest
 
 import llmplex
 from llmplex import _api
+from llmplex.batches import api as batches_api
 
 SRC = Path(llmplex.__file__).parent
 # providers/ modules that are not adapters: the registry, the protocol, the model table
@@ -192,3 +193,24 @@ def test_router_imports_nothing_from_the_proxy() -> None:
     files = source_files("router")
     assert files, "the router package exists"
     assert violations(files, lambda t: is_module(t, "llmplex.proxy")) == []
+
+
+# --- file and batch functions (llmplex.batches.api) -------------------------------------------------
+
+BATCH_SYNC_FUNCTIONS = [name for name in batches_api.__all__ if name[:1].islower() and not name.startswith("a")]
+
+
+def test_every_batch_function_has_an_async_twin() -> None:
+    lower = {name for name in batches_api.__all__ if name[:1].islower()}
+    assert len(BATCH_SYNC_FUNCTIONS) * 2 == len(lower)
+    for name in BATCH_SYNC_FUNCTIONS:
+        assert "a" + name in lower, name
+        assert name in llmplex.__all__ and "a" + name in llmplex.__all__, name
+
+
+@pytest.mark.parametrize("name", BATCH_SYNC_FUNCTIONS)
+def test_batch_pair_signatures_match(name: str) -> None:
+    sync_sig = inspect.signature(getattr(llmplex, name))
+    async_sig = inspect.signature(getattr(llmplex, "a" + name))
+    assert list(sync_sig.parameters.values()) == list(async_sig.parameters.values())
+    assert inspect.iscoroutinefunction(getattr(llmplex, "a" + name))

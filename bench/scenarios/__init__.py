@@ -36,10 +36,12 @@ Runner = Callable[[RunContext, ScenarioResult], None]
 
 def registry() -> dict[str, tuple[str, Runner]]:
     from bench.scenarios import (
+        batch_jobs,
         footprint,
         hedging,
         hostile,
         proxy_endpoints,
+        proxy_keys,
         proxy_latency,
         proxy_queue,
         proxy_scale,
@@ -64,7 +66,9 @@ def registry() -> dict[str, tuple[str, Runner]]:
         "proxy-endpoints": ("Proxy: /v1/embeddings and /v1/messages (issue 14)", proxy_endpoints.run),
         "proxy-scale": ("Proxy: Redis-backed rpm/tpm limits and a second worker", proxy_scale.run),
         "proxy-queue": ("Proxy: queue instead of 429 (400 requests at once over rpm limits)", proxy_queue.run),
+        "proxy-keys": ("Proxy: virtual keys with spend tracking (SQLite, PostgreSQL)", proxy_keys.run),
         "soak": ("Soak: RSS over 100,000 requests, mixed faulted load (llmplex only)", soak.run),
         "footprint": ("Footprint: import time, startup, memory, per-call CPU", footprint.run),
         "hostile": ("Hostile upstreams: the proxy's health latency and RSS (issue 17)", hostile.run),
+        "batch-jobs": ("Batch jobs: the proxy's executor vs batch_completion (SQLite)", batch_jobs.run),
     }

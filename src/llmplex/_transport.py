@@ -208,6 +208,40 @@ class Transport:
         except TimeoutError:
             raise Timeout(f"no response within {timeout:g}s", provider=adapter.name, model=model) from None
 
+    async def request_bytes(
+        self, request: HTTPRequest, adapter: ProviderAdapter, model: str, *, timeout: float, num_retries: int
+    ) -> bytes:
+        """Like ``request_json`` but the body is returned as received: file downloads, JSONL results."""
+        deadline = time.monotonic() + timeout
+        attempt = 0
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    try:
+                        return await self._send_bytes(request, adapter, model)
+                    except APIError as exc:
+                        if not await self._wait_to_retry(exc, attempt, num_retries, deadline):
+                            raise
+                        attempt += 1
+        except TimeoutError:
+            raise Timeout(f"request timed out after {timeout:g}s", provider=adapter.name, model=model) from None
+
+    async def _send_bytes(self, request: HTTPRequest, adapter: ProviderAdapter, model: str) -> bytes:
+        import aiohttp
+
+        resp = await self._send(request, adapter, model)
+        try:
+            raw = await resp.read()
+        except BaseException as exc:
+            resp.close()
+            if isinstance(exc, (aiohttp.ClientError, OSError)):
+                message = f"connection lost while reading the response: {_describe(exc)}"
+                raise APIConnectionError(message, provider=adapter.name, model=model) from None
+            raise
+        if resp.status >= 400:
+            raise status_error(resp.status, raw, resp.headers, adapter, model)
+        return raw
+
     async def _wait_to_retry(self, exc: APIError, attempt: int, num_retries: int, deadline: float) -> bool:
         """Sleep and return True before the next attempt; False when ``exc`` must not be retried.
 

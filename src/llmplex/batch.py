@@ -167,8 +167,20 @@ def _plan(  # noqa: PLR0913
     )
 
 
-async def batch_completion(
-    client: AsyncClient, model: str, messages: list[list[dict[str, Any]]], **options: Any
+async def batch_completion(  # noqa: PLR0913
+    client: AsyncClient,
+    model: str,
+    messages: list[list[dict[str, Any]]],
+    *,
+    max_concurrency: int | None = None,
+    max_workers: int | None = None,
+    rpm: float | None = None,
+    tpm: float | None = None,
+    return_exceptions: bool = True,
+    progress: bool = False,
+    checkpoint: str | None = None,
+    batch_api: bool = False,
+    **params: Any,
 ) -> list[Any]:
     """One completion per conversation in ``messages``; results aligned with it.
 
@@ -178,8 +190,34 @@ async def batch_completion(
     ``tpm`` pace starts evenly (tokens estimated from message text plus ``max_tokens``); retries
     honour ``retry-after``. ``progress=True`` shows a tqdm bar. ``checkpoint="out.jsonl"`` appends
     each finished item and skips recorded successes on a re-run (see ``_checkpoint``).
+
+    ``batch_api=True``: one job on the provider's batch API instead (half price, results within 24 h;
+    see ``llmplex.batches.job``); ``checkpoint`` then records the provider's batch ids.
     """
-    return await run_batch(_client_driver(client), model, messages, **options)
+    if batch_api:
+        return await _through_batch_api(
+            client,
+            model,
+            messages,
+            (max_concurrency, max_workers, rpm, tpm),
+            return_exceptions,
+            progress,
+            checkpoint,
+            params,
+        )
+    return await run_batch(
+        _client_driver(client),
+        model,
+        messages,
+        max_concurrency=max_concurrency,
+        max_workers=max_workers,
+        rpm=rpm,
+        tpm=tpm,
+        return_exceptions=return_exceptions,
+        progress=progress,
+        checkpoint=checkpoint,
+        **params,
+    )
 
 
 async def run_batch(  # noqa: PLR0913
@@ -203,6 +241,29 @@ async def run_batch(  # noqa: PLR0913
     results: list[Any] = [None] * len(plan.conversations)
     await plan.run(results.__setitem__)
     return results
+
+
+async def _through_batch_api(  # noqa: PLR0913
+    client: AsyncClient,
+    model: str,
+    messages: list[list[dict[str, Any]]],
+    pacing: tuple[Any, ...],
+    return_exceptions: bool,
+    progress: bool,
+    checkpoint: str | None,
+    params: dict[str, Any],
+) -> list[Any]:
+    if any(value is not None for value in pacing):
+        raise BadRequestError(
+            "max_concurrency, max_workers, rpm and tpm do not apply with batch_api=True: the provider schedules "
+            "batch requests itself",
+            param="batch_api",
+        )
+    from llmplex.batches.job import batch_completion_api
+
+    return await batch_completion_api(
+        client, model, messages, return_exceptions=return_exceptions, progress=progress, checkpoint=checkpoint, **params
+    )
 
 
 def iter_batch_completion(  # noqa: PLR0913

@@ -26,6 +26,7 @@ _unknown: set[tuple[str | None, str]] = set()
 # kept. Past the checked range (tiered prices start at 128k+ tokens) every lookup is exact.
 _rates: dict[tuple[str | None, str], tuple[float, float] | None] = {}
 _LINEAR_UP_TO = 100_000
+BATCH_DISCOUNT = 0.5  # OpenAI, Azure, Anthropic and Gemini batch APIs: half the standard price
 _lock = threading.Lock()
 
 
@@ -36,8 +37,12 @@ def completion_cost(
     custom_llm_provider: str | None = None,
     prompt_tokens: int | None = None,
     completion_tokens: int | None = None,
+    batch: bool | None = None,
 ) -> float:
-    """USD cost of a response (or of explicit token counts). 0.0 when the model has no known price."""
+    """USD cost of a response (or of explicit token counts). 0.0 when the model has no known price.
+
+    ``batch=True`` (set for results of a provider batch API) prices at the provider's batch rate.
+    """
     if completion_response is not None:
         usage = completion_response.usage
         prompt_tokens = usage.prompt_tokens if usage else 0
@@ -45,9 +50,10 @@ def completion_cost(
         hidden = completion_response.hidden_params
         model = model or hidden.get("model") or completion_response.model
         custom_llm_provider = custom_llm_provider or hidden.get("custom_llm_provider")
+        batch = bool(hidden.get("batch_api")) if batch is None else batch
     if not model:
         return 0.0
-    return price(model, custom_llm_provider, prompt_tokens or 0, completion_tokens or 0)
+    return price(model, custom_llm_provider, prompt_tokens or 0, completion_tokens or 0, batch=bool(batch))
 
 
 def load_price_table() -> None:
@@ -56,7 +62,30 @@ def load_price_table() -> None:
     import genai_prices  # noqa: F401
 
 
-def price(model: str, provider: str | None, prompt_tokens: int, completion_tokens: int) -> float:
+def price(
+    model: str, provider: str | None, prompt_tokens: int, completion_tokens: int, *, batch: bool = False
+) -> float:
+    standard = _standard_price(model, provider, prompt_tokens, completion_tokens)
+    if not batch or not standard:
+        return standard
+    # the table carries batch rates for some models (price_context processing=batch); every provider
+    # with a batch API charges half the standard rate, which is the fallback
+    from genai_prices import Usage, calc_price
+
+    try:
+        result = calc_price(
+            Usage(input_tokens=prompt_tokens, output_tokens=completion_tokens),
+            model_ref=model,
+            provider_id=_PROVIDER_IDS.get(provider or "", provider),
+            price_context={"processing": "batch"},
+        )
+        listed = float(result.total_price)
+    except LookupError:
+        listed = standard
+    return listed if listed < standard else standard * BATCH_DISCOUNT
+
+
+def _standard_price(model: str, provider: str | None, prompt_tokens: int, completion_tokens: int) -> float:
     provider_id = _PROVIDER_IDS.get(provider or "", provider)
     key = (provider_id, model)
     if key in _unknown:
@@ -127,6 +156,7 @@ class HiddenParams(dict[str, Any]):
                 custom_llm_provider=self.get("custom_llm_provider"),
                 prompt_tokens=self._tokens[0],
                 completion_tokens=self._tokens[1],
+                batch=bool(self.get("batch_api")),
             )
             self[key] = value
             return value

@@ -15,6 +15,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from llmplex.emulator.anthropic import AnthropicCountTokensDialect, AnthropicDialect
+from llmplex.emulator.anthropic_batches import anthropic_batch_routes
 from llmplex.emulator.azure import AzureDialect
 from llmplex.emulator.cohere import CohereDialect
 from llmplex.emulator.conversation import build_reply
@@ -28,8 +29,10 @@ from llmplex.emulator.embeddings import (
 )
 from llmplex.emulator.exchange import ClientGone, Exchange, Receive, Send
 from llmplex.emulator.gemini import GeminiDialect
+from llmplex.emulator.gemini_batches import gemini_batch_routes
 from llmplex.emulator.hostile import HOSTILE, play_hostile
 from llmplex.emulator.openai import OpenAIDialect
+from llmplex.emulator.openai_batches import openai_batch_routes
 from llmplex.emulator.playback import play_completion, play_stream
 from llmplex.emulator.refusals import REFUSALS, play_refusal
 from llmplex.emulator.text_completions import TextCompletionDialect
@@ -242,7 +245,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
     text = CompletionEndpoint(TextCompletionDialect(), state)
     embeddings = CompletionEndpoint(OpenAIEmbeddingDialect(), state)
     gemini = GeminiEndpoint(CompletionEndpoint(GeminiDialect(), state), CompletionEndpoint(GeminiEmbedDialect(), state))
+    # batch routes first: Gemini's batchGenerateContent would otherwise match the generic model route
     routes = [
+        *openai_batch_routes(state.settings),
+        *anthropic_batch_routes(state.settings),
+        *gemini_batch_routes(state.settings),
         Route("/v1/chat/completions", openai, methods=["POST"]),
         Route("/chat/completions", openai, methods=["POST"]),
         Route("/v1/completions", text, methods=["POST"]),

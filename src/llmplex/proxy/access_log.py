@@ -73,6 +73,7 @@ class RequestRecord:
     hedges: list[str] = field(default_factory=list)
     response: ModelResponse | RelayedResponse | None = None
     usage: dict[str, int] | None = None
+    done: Callable[[RequestRecord], None] | None = None  # called once the response is over (virtual-key spend)
 
     def first_token(self) -> None:
         if self.ttft is None:
@@ -164,6 +165,11 @@ class ObservabilityMiddleware:
 
     def _report(self, record: RequestRecord) -> None:
         elapsed = time.perf_counter() - record.started
+        if record.done is not None:
+            try:
+                record.done(record)
+            except Exception:  # bookkeeping never breaks the server
+                logger.exception("request bookkeeping failed")
         metrics, model = self.metrics, record.model
         metrics.child(metrics.requests, record.route, model, str(record.status)).inc()
         metrics.child(metrics.latency, record.route, model).observe(elapsed)

@@ -25,14 +25,18 @@ from starlette.types import Receive, Scope, Send
 from llmplex import AsyncClient
 from llmplex.proxy.access_log import ObservabilityMiddleware
 from llmplex.proxy.auth import Authenticator
+from llmplex.proxy.batch_service import BatchService
 from llmplex.proxy.config import ProxyConfig, load_config, single_model_config
 from llmplex.proxy.errors import ProxyError, error_response
 from llmplex.proxy.health import HealthChecker
+from llmplex.proxy.keys.service import KeyService
 from llmplex.proxy.metrics import metrics_endpoint
 from llmplex.proxy.openapi import openapi_document
 from llmplex.proxy.routes import ProxyState, chat_completions, list_models, models_body, openapi
+from llmplex.proxy.routes_batches import batch_routes
 from llmplex.proxy.routes_capabilities import CAPABILITY_HANDLERS, capability_routes
 from llmplex.proxy.routes_health import health_routes, route_table
+from llmplex.proxy.routes_keys import key_routes
 from llmplex.proxy.warmup import warm_up
 from llmplex.router import Router
 
@@ -71,14 +75,17 @@ class ProxyApp:
 
 
 def create_app(config: ProxyConfig) -> ProxyApp:
+    keys = KeyService(config) if config.master_key else None  # virtual keys need a master key to manage them
     state = ProxyState(
         config=config,
         router=Router.from_settings(config.deployments, config.router, config.redis),
-        auth=Authenticator(config.master_key),
+        auth=Authenticator(config.master_key, [keys.authenticate] if keys is not None else ()),
+        keys=keys,
     )
     state.models_body = models_body(config, state.created)
     state.openapi_body = orjson.dumps(openapi_document(config.model_names()))
     state.health = HealthChecker(config.deployments, config.health)
+    batches = state.batches = BatchService(config, state.router, lambda: state.client)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -88,17 +95,23 @@ def create_app(config: ProxyConfig) -> ProxyApp:
         client = AsyncClient(config.client_config())
         await client.open()
         await state.router.start()  # the shared (Redis) router state connects here, in the serving loop
+        if keys is not None:
+            await keys.start()
         await warming
         state.client = client
         assert state.health is not None
         state.health.start_background(client)
+        await batches.start()  # batch jobs resume (in the background) when a database exists
         try:
             yield
         finally:
+            await batches.aclose()
             await state.health.stop_background()
             state.client = None
             await client.aclose()
             await state.router.aclose()
+            if keys is not None:
+                await keys.close()
 
     routes = [
         Route("/chat/completions", chat_completions, methods=["POST"]),
@@ -113,6 +126,8 @@ def create_app(config: ProxyConfig) -> ProxyApp:
         Route("/openapi.json", openapi, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         *capability_routes(),
+        *batch_routes(),
+        *key_routes(),
     ]
     state.routes_body = route_table(routes)
     # x-request-id, in-flight gauge, request metrics and the access log, for every route

@@ -13,9 +13,13 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from llmplex.exceptions import ConfigError
 from llmplex.proxy.errors import ProxyError
+
+if TYPE_CHECKING:
+    from llmplex.proxy.keys.model import Principal
 
 __all__ = ["KEY_HEADERS", "Authenticator", "KeyVerifier", "master_key_setting", "presented_key"]
 
@@ -28,9 +32,10 @@ _MISSING = (
     "'x-goog-api-key' headers)."
 )
 
-# a verifier gets the presented key as UTF-8 bytes and says whether it is valid (e.g. an in-memory lookup
-# of virtual keys); it must be cheap and must not raise on unknown keys
-KeyVerifier = Callable[[bytes], bool]
+# a verifier gets the presented key as UTF-8 bytes and returns who is calling (a virtual key's ``Principal``),
+# or None for a key it does not know; it may raise a ``ProxyError`` for a key it knows but refuses (expired,
+# blocked). It runs on every request, so it must be cheap (virtual keys: an in-memory lookup)
+KeyVerifier = Callable[[bytes], "Principal | None"]
 
 
 def master_key_setting(value: str | None, where: str) -> str | None:
@@ -59,21 +64,29 @@ class Authenticator:
     def enabled(self) -> bool:
         return self._key is not None or bool(self._verifiers)
 
-    def check(self, headers: Mapping[str, str]) -> None:
-        """Raise a 401 ``ProxyError`` unless the request carries a valid key."""
+    def check(self, headers: Mapping[str, str]) -> Principal | None:
+        """None for the master key (or when auth is off); a verifier's caller for another valid key; else 401."""
         if not self.enabled:
-            return
+            return None
         given = presented_key(headers)
         if given is None:
             raise ProxyError(401, _MISSING, type=_AUTH_TYPE)
         # UTF-8 bytes: compare_digest on str accepts ASCII only, and Starlette decodes headers as Latin-1
         raw = given.encode("latin-1", "replace")
         if self._key is not None and hmac.compare_digest(raw, self._key):
-            return
+            return None
         for verify in self._verifiers:
-            if verify(raw):
-                return
+            principal = verify(raw)
+            if principal is not None:
+                return principal
         raise ProxyError(401, "Authentication error: invalid API key.", type=_AUTH_TYPE)
+
+    def is_master(self, headers: Mapping[str, str]) -> bool:
+        """Whether the request carries the master key (management endpoints)."""
+        given = presented_key(headers)
+        if self._key is None or given is None:
+            return False
+        return hmac.compare_digest(given.encode("latin-1", "replace"), self._key)
 
     def __repr__(self) -> str:
         return f"Authenticator(enabled={self.enabled})"

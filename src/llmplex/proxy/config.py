@@ -63,6 +63,11 @@ _OWN_KEYS = frozenset(
         "start_emulator",
         "rate_limit_window_seconds",
         "data_dir",
+        "batch_concurrency",
+        "batch_lease_seconds",
+        "batch_rate_reserve",
+        "native_batches",
+        "batch_native_poll_seconds",
         *_REDIS_OWN,
     }
 )
@@ -104,6 +109,11 @@ class ProxyConfig:
     health: HealthSettings = field(default_factory=HealthSettings)
     database_url: str | None = None  # general_settings.database_url / DATABASE_URL; None: SQLite under data_dir
     data_dir: str | None = None  # llmplex_settings.data_dir: where the default SQLite file lives (./.llmplex)
+    batch_concurrency: int = 32  # llmplex_settings.batch_concurrency: batch lines in flight per process
+    batch_lease_seconds: float = 60.0  # llmplex_settings.batch_lease_seconds: a dead process's lines return after
+    batch_rate_reserve: float = 0.2  # llmplex_settings.batch_rate_reserve: share of rpm/tpm windows batches leave
+    native_batches: tuple[str, ...] = ()  # llmplex_settings.native_batches: groups sent to the provider's batch API
+    batch_native_poll_seconds: float = 30.0  # llmplex_settings.batch_native_poll_seconds
     warnings: tuple[str, ...] = ()
     source: str | None = None
 
@@ -228,8 +238,20 @@ def build_config(doc: SourceDoc, environ: Mapping[str, str] | None) -> ProxyConf
         health=health_settings(check, general, env),
         database_url=database,
         data_dir=check.optional(own, f"{_OWN_SECTION}.data_dir", str),
+        batch_concurrency=check.optional(own, f"{_OWN_SECTION}.batch_concurrency", int, minimum=1) or 32,
+        batch_lease_seconds=check.optional(own, f"{_OWN_SECTION}.batch_lease_seconds", float, minimum=0.1) or 60.0,
+        native_batches=tuple(
+            str(g) for g in check.seq(own.get("native_batches") or [], "llmplex_settings.native_batches")
+        ),
+        batch_native_poll_seconds=check.optional(own, f"{_OWN_SECTION}.batch_native_poll_seconds", float, minimum=0.05)
+        or 30.0,
+        batch_rate_reserve=_reserve(check.optional(own, f"{_OWN_SECTION}.batch_rate_reserve", float, minimum=0.0)),
         warnings=(*check.warnings(), *startup_warnings(check, deployments, env)),
     )
+
+
+def _reserve(value: float | None) -> float:
+    return 0.2 if value is None else min(value, 0.9)  # batches always keep some of the window
 
 
 def _environment_variables(doc: SourceDoc, top: Mapping[str, Any], base_env: Mapping[str, str]) -> dict[str, str]:

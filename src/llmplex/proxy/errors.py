@@ -52,6 +52,7 @@ class ProxyError(Exception):
         self.message = message
         self.type = type
         self.param = param
+        self.retry_after: int | None = None  # seconds, sent as retry-after (the proxy's own 429s)
 
 
 ErrorOrigin = Literal["client", "upstream", "internal"]
@@ -153,6 +154,8 @@ def _message(exc: BaseException) -> str:
 
 
 def _retry_after(exc: BaseException) -> int | None:
+    if isinstance(exc, ProxyError):
+        return exc.retry_after
     if isinstance(exc, AllModelsFailedError):
         exc = _most_meaningful(exc.exceptions)
     if isinstance(exc, APIError) and exc.retry_after is not None and error_status(exc) in (429, 503):

@@ -8,7 +8,7 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from starlette.requests import Request
@@ -28,6 +28,7 @@ from llmplex.proxy.config import ProxyConfig
 from llmplex.proxy.disconnect import ClientDisconnected, until_disconnect
 from llmplex.proxy.errors import ProxyError, error_response, slot_error
 from llmplex.proxy.health import HealthChecker
+from llmplex.proxy.keys.service import KeyService
 from llmplex.proxy.litellm_headers import (
     call_id_header,
     effective_timeout,
@@ -42,6 +43,9 @@ from llmplex.router import Routed, Router
 from llmplex.router.racing import gather_all, position_labels, race
 from llmplex.router.support import unsupported_message
 
+if TYPE_CHECKING:
+    from llmplex.proxy.batch_service import BatchService
+
 __all__ = ["ProxyState", "chat_completions", "list_models", "state_of"]
 
 _JSON = "application/json"
@@ -54,6 +58,7 @@ class ProxyState:
     config: ProxyConfig
     router: Router
     auth: Authenticator
+    keys: KeyService | None = None  # virtual keys, users, teams, spend (on with a master key)
     client: AsyncClient | None = None
     models_body: bytes = b""
     openapi_body: bytes = b""
@@ -63,6 +68,7 @@ class ProxyState:
     health: HealthChecker | None = None
     prices: dict[str, dict[str, float | int | None]] = field(default_factory=dict)  # model_id -> price-table facts
     routes_body: bytes = b""
+    batches: BatchService | None = None  # /v1/files and /v1/batches (routes_batches)
 
 
 def state_of(request: Request) -> ProxyState:
@@ -77,7 +83,7 @@ async def chat_completions(request: Request) -> Response | JSONBytesResponse | E
     labels: list[str] = []
     sent = read_request_headers(request.scope["headers"])
     try:
-        state.auth.check(request.headers)
+        principal = state.auth.check(request.headers)
         config = state.config
         body = await read_body(request, config.max_request_body_bytes, config.request_body_timeout, state.deadlines)
         # --model overrides every name; else an Azure-style path's model (/openai/deployments/{model}/...)
@@ -96,9 +102,15 @@ async def chat_completions(request: Request) -> Response | JSONBytesResponse | E
         client = state.client
         if client is None:
             raise ProxyError(503, "the proxy is starting or stopping", type="service_unavailable")
+        keys, admission = state.keys, None
+        if principal is not None and keys is not None:  # a virtual key: models, budget, limits (cache only)
+            admission = await keys.before_request(principal, call.labels, record)
         # the client may leave while the upstream works: then the upstream call is cancelled at once
         work = _answer(state, client, call, groups, started, record)
-        return await until_disconnect(work, request.receive, _release)
+        answer = await until_disconnect(work, request.receive, _release)
+        if principal is not None and keys is not None:
+            answer.raw_headers += keys.charges.headers(principal, admission, record)
+        return answer
     except ClientDisconnected:
         return Response(status_code=499)
     except Exception as exc:  # every failure becomes an OpenAI-shaped error with the right status
@@ -372,9 +384,12 @@ async def _all(
 async def list_models(request: Request) -> Response:
     state = state_of(request)
     try:
-        state.auth.check(request.headers)
+        principal = state.auth.check(request.headers)
     except ProxyError as exc:
         return error_response(exc)
+    if principal is not None and state.keys is not None:  # only what this key may call
+        names = state.keys.visible_models(principal, state.config.model_names())
+        return Response(_models_json(names, state.created), media_type=_JSON)
     if not state.models_body:  # wildcards list the price table's models: read once, off the event loop
         config = state.config
         body = functools.partial(models_body, config, state.created, expand=True)
@@ -389,6 +404,10 @@ def models_body(config: ProxyConfig, created: int, *, expand: bool = False) -> b
         if not expand:
             return b""
         names = listed_names(names, config.deployments)
+    return _models_json(names, created)
+
+
+def _models_json(names: list[str], created: int) -> bytes:
     data: list[dict[str, Any]] = [
         {"id": name, "object": "model", "created": created, "owned_by": "llmplex"} for name in names
     ]

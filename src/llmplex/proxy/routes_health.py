@@ -52,6 +52,12 @@ async def health_readiness(request: Request) -> Response:
         "show_no_redis_warning": False,
         "models": len(state.config.model_names()),
     }
+    if state.keys is not None:  # a database outage is reported, never fatal: inference keeps serving
+        keys = state.keys.health()
+        # "db" keeps LiteLLM's two values; llmplex's own state ("unavailable", "not created yet") is "db_state"
+        keys["db_state"] = keys.pop("db")
+        body["db"] = "connected" if keys["db_state"] == "connected" else "Not connected"
+        body.update(keys)
     return _json(body, 200 if ready else 503)
 
 

@@ -45,7 +45,7 @@ _UNSUPPORTED_PARAMS = frozenset(
 )
 _SECRET_PARAMS = frozenset({"api_key"})
 # model_info keys llmplex reads; others are kept (``/model/info`` shows them) and reported as ignored
-_MODEL_INFO = frozenset({"id", "mode", "health_check_timeout", "base_model"})
+_MODEL_INFO = frozenset({"id", "mode", "health_check_timeout", "base_model", "access_groups"})
 
 
 @dataclass(frozen=True, slots=True, weakref_slot=True)  # weakref: wildcard_groups drops made ones when unused
@@ -63,6 +63,7 @@ class Deployment:
     max_parallel_requests: int | None = None  # requests in flight at once (a stream: until its first content)
     mode: str = "chat"  # model_info.mode, or inferred from the model name (router.support)
     problem: str | None = None  # what llmplex does not support about it: the deployment is disabled
+    access_groups: tuple[str, ...] = ()  # model_info.access_groups: names a virtual key's `models` may use
     model_info: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
@@ -83,7 +84,7 @@ class Deployment:
         return {
             "model_name": self.model_name,
             "litellm_params": params,
-            "model_info": {**self.model_info, "id": self.model_id},
+            "model_info": {**self.model_info, "id": self.model_id},  # access_groups included
         }
 
     def __repr__(self) -> str:  # never print credentials
@@ -123,6 +124,9 @@ def _deployment(check: Checker, raw: Any, path: str) -> Deployment:
     if problem is not None:
         check.note(f"{check.doc.source}: {check.doc.where(path)}: disabled: {unsupported_message(problem, name)}")
     model_id = check.optional(info, join(info_path, "id"), str) or _derived_id(name, params)
+    groups = check.optional(info, join(info_path, "access_groups"), list) or []
+    if not all(isinstance(g, str) for g in groups):
+        raise check.doc.error(join(info_path, "access_groups"), "must be a list of group names")
     rpm = check.optional(params, join(params_path, "rpm"), int, minimum=1)
     tpm = check.optional(params, join(params_path, "tpm"), int, minimum=1)
     weight = check.optional(params, join(params_path, "weight"), float, minimum=0.0)
@@ -140,6 +144,7 @@ def _deployment(check: Checker, raw: Any, path: str) -> Deployment:
         mode=mode,
         problem=problem,
         model_info=MappingProxyType(dict(info)),
+        access_groups=tuple(groups),
     )
 
 

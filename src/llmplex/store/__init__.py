@@ -8,16 +8,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from llmplex.store.errors import StoreUnavailable
 from llmplex.store.url import database_url
 
 if TYPE_CHECKING:
-    from llmplex.store.store import Store, StoreUnavailable
+    from llmplex.store.store import Store
 
 __all__ = ["Store", "StoreUnavailable", "database_url"]
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("Store", "StoreUnavailable"):
+    if name == "Store":
         from llmplex.store import store
 
         return getattr(store, name)

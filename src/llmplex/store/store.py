@@ -19,6 +19,7 @@ from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from llmplex.store.errors import StoreUnavailable
 from llmplex.store.url import async_url, describe_url, is_sqlite, sqlite_path
 
 __all__ = ["Store", "StoreUnavailable"]
@@ -29,10 +30,6 @@ MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 VERSION_TABLE = "llmplex_alembic_version"
 _PG_MIGRATION_LOCK = 0x6C6C6D70  # "llmp": one replica migrates at a time
 _SQLITE_BUSY_MS = 5000
-
-
-class StoreUnavailable(Exception):
-    """The database cannot be reached (down, locked for too long, network). Callers buffer or answer 503."""
 
 
 class Store:
@@ -74,7 +71,7 @@ class Store:
                 self.url,
                 pool_size=self._pool_size,
                 max_overflow=self._pool_size,
-                pool_pre_ping=True,
+                pool_pre_ping=False,  # a dead connection fails its statement (StoreUnavailable); callers retry
                 connect_args={"timeout": self._connect_timeout, "command_timeout": 30},
             )
         self._engine = engine
@@ -127,18 +124,26 @@ class Store:
 
     @contextlib.asynccontextmanager
     async def _connection(self, *, immediate: bool) -> AsyncIterator[AsyncConnection]:
-        engine = self.engine
+        conn = self.engine.connect()
         try:
-            async with engine.connect() as conn:
-                if self.sqlite and immediate:
-                    conn = await conn.execution_options(llmplex_immediate=True)
-                yield conn
+            await conn.start()
+        except (DBAPIError, OSError, TimeoutError) as exc:  # any failure to connect: refused, not accepting, auth
+            raise self._unavailable(exc) from exc
+        try:
+            if self.sqlite and immediate:
+                await conn.execution_options(llmplex_immediate=True)
+            yield conn
         except (OperationalError, InterfaceError, OSError, TimeoutError) as exc:
-            raise StoreUnavailable(f"database {describe_url(self.url)} unavailable: {_reason(exc)}") from exc
+            raise self._unavailable(exc) from exc
         except DBAPIError as exc:
             if exc.connection_invalidated:
-                raise StoreUnavailable(f"database {describe_url(self.url)} unavailable: {_reason(exc)}") from exc
+                raise self._unavailable(exc) from exc
             raise
+        finally:
+            await conn.close()
+
+    def _unavailable(self, exc: BaseException) -> StoreUnavailable:
+        return StoreUnavailable(f"database {describe_url(self.url)} unavailable: {_reason(exc)}")
 
 
 def _reason(exc: BaseException) -> str:

@@ -1,0 +1,191 @@
+"""The proxy's own batch runner: claims lines from the store, sends them, writes results back.
+
+One ``Executor`` per proxy process. It claims lines of the oldest ``in_progress`` batch (see
+``jobstore`` for the lease), runs at most ``concurrency`` at once through ``send`` (the proxy's
+Router at batch priority), and writes results in groups (every ``flush_interval`` or
+``flush_size`` results) so a 100,000-line batch costs a few hundred transactions, not 100,000.
+Leases of lines in flight are renewed while they run. After a kill the lines it had claimed return
+to the pool when their lease ends; only those can be sent twice, and only one result per line is kept.
+A database outage pauses it (with backoff); it never takes the process down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from llmplex.batches.jobstore import Claimed, JobStore, LineResult
+from llmplex.store import StoreUnavailable
+
+__all__ = ["Executor", "ExecutorSettings", "Send"]
+
+logger = logging.getLogger("llmplex.batches")
+
+_STOP_TIMEOUT = 10.0  # how long stop() waits for a loop to reach its next check (a slow database statement)
+
+# send(body JSON text) -> (HTTP status, response or OpenAI error body as JSON text)
+Send = Callable[[str], Awaitable[tuple[int, str]]]
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutorSettings:
+    concurrency: int = 64
+    claim_size: int = 256
+    lease_seconds: float = 60.0
+    flush_interval: float = 0.05
+    idle_poll: float = 0.5
+
+
+class Executor:
+    def __init__(self, jobs: JobStore, send: Send, settings: ExecutorSettings | None = None) -> None:
+        self.jobs = jobs
+        self.send = send
+        self.settings = settings or ExecutorSettings()
+        self.owner = f"{os.getpid()}-{os.urandom(6).hex()}"
+        self._results: list[LineResult] = []
+        self._touched: set[str] = set()
+        self._slot_freed = asyncio.Event()
+        self._active: list[str] = []  # batches with lines to claim, oldest first (re-read when exhausted)
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self.sent = 0  # lines sent by this process (the kill test reads it)
+
+    def start(self) -> None:
+        if not self._tasks:
+            self._tasks = [
+                asyncio.create_task(self._claim_loop(), name="llmplex-batch-claims"),
+                asyncio.create_task(self._flush_loop(), name="llmplex-batch-results"),
+                asyncio.create_task(self._renew_loop(), name="llmplex-batch-leases"),
+            ]
+
+    def wake(self) -> None:
+        """A batch was created or cancelled: look for work now instead of at the next idle poll."""
+        self._active = []
+        self._wake.set()
+
+    async def stop(self) -> None:
+        """Stop claiming, drop the sends in flight, keep what finished, give back what did not.
+
+        The loops stop at their next check rather than being cancelled: a task cancelled inside a database
+        transaction could leave that connection holding SQLite's write lock for the writes below."""
+        tasks, self._tasks = self._tasks, []
+        self._stopping.set()
+        self._wake.set()
+        self._slot_freed.set()
+        in_flight = list(self._in_flight)
+        for task in in_flight:
+            task.cancel()  # an HTTP send: closing it is safe; its line is given back below
+        await asyncio.gather(*in_flight, return_exceptions=True)
+        if tasks:
+            _, late = await asyncio.wait(tasks, timeout=_STOP_TIMEOUT)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        with contextlib.suppress(StoreUnavailable):
+            await self._flush()  # what finished is kept
+        with contextlib.suppress(StoreUnavailable):
+            await self.jobs.release(self.owner)  # what did not runs again at once (after a kill: after the lease)
+
+    async def _pause(self, seconds: float) -> bool:
+        """Sleep ``seconds`` unless stopping; True when stopping."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._stopping.wait()
+        return self._stopping.is_set()
+
+    async def _claim_loop(self) -> None:
+        backoff = 0.1
+        while not self._stopping.is_set():
+            await self._room()
+            if self._stopping.is_set():
+                return
+            try:
+                claimed = await self._claim()
+                backoff = 0.1
+            except Exception as exc:  # the database (StoreUnavailable) or a bug: pause, never die
+                logger.warning("batch executor paused: %s", exc)
+                await self._pause(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            if not claimed:
+                self._active = []
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.settings.idle_poll):
+                        await self._wake.wait()
+                continue
+            if self._stopping.is_set():
+                return  # claimed while stopping: given back by stop()
+            for line in claimed:  # never more than the free slots: each starts at once
+                task = asyncio.create_task(self._run(line))
+                self._in_flight.add(task)
+                task.add_done_callback(self._done)
+
+    async def _room(self) -> None:
+        """Wait until a claim's worth of slots is free: claiming a few lines per transaction would cost more
+        in the database than the lines cost to send."""
+        settings = self.settings
+        step = max(1, min(settings.claim_size, settings.concurrency // 4))
+        while settings.concurrency - len(self._in_flight) < step and not self._stopping.is_set():
+            self._slot_freed.clear()
+            await self._slot_freed.wait()
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        self._slot_freed.set()
+
+    async def _claim(self) -> list[Claimed]:
+        want = min(self.settings.claim_size, self.settings.concurrency - len(self._in_flight))
+        if not self._active:
+            self._active = await self.jobs.active_batches()
+        for batch_id in list(self._active):
+            claimed = await self.jobs.claim(batch_id, self.owner, want, self.settings.lease_seconds)
+            if claimed:
+                return claimed
+            self._active.remove(batch_id)
+            # nothing left to claim: the result writer finalizes it once its own results are written
+            self._touched.add(batch_id)
+        return []
+
+    async def _run(self, line: Claimed) -> None:
+        self.sent += 1
+        status, result = await self.send(line.body)
+        self._results.append(LineResult(line.batch_id, line.idx, status, result))
+        self._touched.add(line.batch_id)
+
+    async def _flush_loop(self) -> None:
+        while not await self._pause(self.settings.flush_interval):
+            try:
+                await self._flush()
+                await self._finalize()
+            except Exception as exc:  # kept in memory and retried; a kill loses them, and their lines rerun
+                logger.warning("batch results not written yet: %s", exc)
+                await self._pause(1.0)
+
+    async def _flush(self) -> None:
+        if not self._results:
+            return
+        results, self._results = self._results, []
+        try:
+            await self.jobs.finish(self.owner, results)
+        except BaseException:
+            self._results[:0] = results  # kept for the next try
+            raise
+
+    async def _finalize(self) -> None:
+        touched, self._touched = self._touched, set()
+        for batch_id in touched:
+            if await self.jobs.finalize(batch_id):
+                logger.info("batch %s ended", batch_id)
+
+    async def _renew_loop(self) -> None:
+        while not await self._pause(self.settings.lease_seconds / 3):
+            if self._in_flight:
+                with contextlib.suppress(StoreUnavailable):
+                    await self.jobs.renew(self.owner, self.settings.lease_seconds)

@@ -1,0 +1,298 @@
+"""The proxy's batch jobs in the database: files, batches, line claims with a lease, results, finalization.
+
+Claims: one statement marks up to ``n`` lines of a batch ``RUNNING`` with this process as
+``lease_owner`` until ``lease_until``. On PostgreSQL the candidate rows are locked ``FOR UPDATE SKIP
+LOCKED``, so replicas claiming at once take different lines; SQLite has one writer at a time (its
+transactions take the write lock up front), which serialises claims. A line whose lease ran out
+(its process died) is claimable again. A result is written only by the lease's owner while the line
+is still ``RUNNING``: a late answer from a process whose lease was taken over is dropped, so each
+line gets exactly one result.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, bindparam, case, delete, func, insert, or_, select, update
+
+from llmplex.batches.tables import DONE, PENDING, RUNNING, batch_files, batch_lines, batches
+from llmplex.store import Store
+
+__all__ = ["Claimed", "JobStore", "LineResult"]
+
+_PAGE = 1_000
+
+
+@dataclass(slots=True)
+class Claimed:
+    batch_id: str
+    idx: int
+    custom_id: str
+    body: str
+
+
+@dataclass(slots=True)
+class LineResult:
+    batch_id: str
+    idx: int
+    status_code: int
+    result: str  # JSON text
+
+
+class JobStore:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    # --- files -----------------------------------------------------------------------------------
+
+    async def add_file(self, row: dict[str, Any]) -> None:
+        async with self.store.transaction() as conn:
+            await conn.execute(insert(batch_files).values(**row))
+
+    async def get_file(self, file_id: str) -> dict[str, Any] | None:
+        async with self.store.read() as conn:
+            row = (await conn.execute(select(batch_files).where(batch_files.c.id == file_id))).mappings().first()
+        return dict(row) if row is not None else None
+
+    async def list_files(self, purpose: str | None, after: str | None, limit: int) -> list[dict[str, Any]]:
+        query = select(batch_files).order_by(batch_files.c.created_at.desc(), batch_files.c.id.desc())
+        if purpose:
+            query = query.where(batch_files.c.purpose == purpose)
+        async with self.store.read() as conn:
+            rows = [dict(r) for r in (await conn.execute(query)).mappings()]
+        return _page_after(rows, after, limit)
+
+    async def delete_file(self, file_id: str) -> dict[str, Any] | None:
+        async with self.store.transaction() as conn:
+            row = (await conn.execute(select(batch_files).where(batch_files.c.id == file_id))).mappings().first()
+            if row is not None:
+                await conn.execute(delete(batch_files).where(batch_files.c.id == file_id))
+        return dict(row) if row is not None else None
+
+    # --- batches ---------------------------------------------------------------------------------
+
+    async def create_batch(
+        self,
+        row: dict[str, Any],
+        chunks: AsyncIterable[list[tuple[int, str, str]]],
+        claimed_by: str | None = None,
+    ) -> None:
+        """The batch and all its lines (``(index, custom_id, body)`` chunks) in one transaction: a crash
+        leaves none of it. ``claimed_by``: the lines start claimed by that owner, with no lease end (a
+        provider's native batch answers them; ``release`` hands back what it did not)."""
+        batch_id = row["id"]
+        held = {} if claimed_by is None else {"state": RUNNING, "lease_owner": claimed_by, "lease_until": 1e18}
+        async with self.store.transaction() as conn:
+            await conn.execute(insert(batches).values(**row))
+            async for chunk in chunks:
+                rows = [{"batch_id": batch_id, "idx": i, "custom_id": c, "body": b, **held} for i, c, b in chunk]
+                await conn.execute(insert(batch_lines), rows)
+
+    async def set_native(self, batch_id: str, native: dict[str, Any] | None) -> None:
+        async with self.store.transaction() as conn:
+            await conn.execute(update(batches).where(batches.c.id == batch_id).values(native=native))
+
+    async def native_batches(self) -> list[dict[str, Any]]:
+        """Batches sent to a provider's batch API that have not ended."""
+        query = select(batches).where(
+            batches.c.native.is_not(None), batches.c.status.in_(("in_progress", "cancelling"))
+        )
+        async with self.store.read() as conn:
+            return [dict(r) for r in (await conn.execute(query)).mappings()]
+
+    async def line_indexes(self, batch_id: str) -> dict[str, int]:
+        """custom_id -> line index."""
+        query = select(batch_lines.c.custom_id, batch_lines.c.idx).where(batch_lines.c.batch_id == batch_id)
+        async with self.store.read() as conn:
+            return {r[0]: r[1] for r in await conn.execute(query)}
+
+    async def get_batch(self, batch_id: str) -> dict[str, Any] | None:
+        async with self.store.read() as conn:
+            row = (await conn.execute(select(batches).where(batches.c.id == batch_id))).mappings().first()
+            if row is None:
+                return None
+            out = dict(row)
+            out["completed"], out["failed"] = await _counts(conn, batch_id)
+        return out
+
+    async def list_batches(self, after: str | None, limit: int) -> list[dict[str, Any]]:
+        query = select(batches).order_by(batches.c.created_at.desc(), batches.c.id.desc())
+        async with self.store.read() as conn:
+            rows = [dict(r) for r in (await conn.execute(query)).mappings()]
+            page = _page_after(rows, after, limit)
+            for row in page:
+                row["completed"], row["failed"] = await _counts(conn, row["id"])
+        return page
+
+    async def cancel(self, batch_id: str) -> bool:
+        """``in_progress`` -> ``cancelling``; False when the batch is in another state."""
+        async with self.store.transaction() as conn:
+            result = await conn.execute(
+                update(batches)
+                .where(batches.c.id == batch_id, batches.c.status.in_(("validating", "in_progress")))
+                .values(status="cancelling", cancelling_at=time.time())
+            )
+        return bool(result.rowcount)
+
+    # --- execution -------------------------------------------------------------------------------
+
+    async def active_batches(self) -> list[str]:
+        query = select(batches.c.id).where(batches.c.status == "in_progress").order_by(batches.c.created_at)
+        async with self.store.read() as conn:
+            return [r[0] for r in await conn.execute(query)]
+
+    async def claim(self, batch_id: str, owner: str, n: int, lease: float) -> list[Claimed]:
+        now = time.time()
+        lines = batch_lines.c
+        pick = batch_lines.alias("pick").c  # an alias: the same table inside would correlate to the UPDATE's rows
+        candidates = (
+            select(pick.idx)
+            .where(
+                pick.batch_id == batch_id,
+                or_(pick.state == PENDING, and_(pick.state == RUNNING, pick.lease_until < now)),
+                # a cancelled (or ended) batch gives no more lines, whatever a replica's cached list says
+                select(batches.c.id).where(batches.c.id == batch_id, batches.c.status == "in_progress").exists(),
+            )
+            .order_by(pick.idx)
+            .limit(n)
+        )
+        chosen: Any = candidates.scalar_subquery()
+        if self.store.dialect == "postgresql":
+            # a materialized CTE runs once; as a plain IN subquery PostgreSQL may rerun it per row, and each
+            # rerun skips the rows just locked: the UPDATE would take every line
+            picked = candidates.with_for_update(skip_locked=True).cte("picked").prefix_with("MATERIALIZED")
+            chosen = select(picked.c.idx)
+        statement = (
+            update(batch_lines)
+            .where(lines.batch_id == batch_id, lines.idx.in_(chosen))
+            .values(state=RUNNING, lease_owner=owner, lease_until=now + lease, attempts=lines.attempts + 1)
+            .returning(lines.idx, lines.custom_id, lines.body)
+        )
+        async with self.store.transaction() as conn:
+            rows = (await conn.execute(statement)).all()
+        return sorted((Claimed(batch_id, r[0], r[1], r[2]) for r in rows), key=lambda c: c.idx)
+
+    async def renew(self, owner: str, lease: float) -> None:
+        async with self.store.transaction() as conn:
+            await conn.execute(
+                update(batch_lines)
+                .where(batch_lines.c.lease_owner == owner, batch_lines.c.state == RUNNING)
+                .values(lease_until=time.time() + lease)
+            )
+
+    async def release(self, owner: str) -> None:
+        """Give back this owner's unfinished claims (a clean shutdown): they run again without waiting for the lease."""
+        async with self.store.transaction() as conn:
+            await conn.execute(
+                update(batch_lines)
+                .where(batch_lines.c.lease_owner == owner, batch_lines.c.state == RUNNING)
+                .values(state=PENDING, lease_owner=None, lease_until=None)
+            )
+
+    async def finish(self, owner: str, results: Sequence[LineResult]) -> None:
+        lines = batch_lines.c
+        statement = (
+            update(batch_lines)
+            .where(
+                lines.batch_id == bindparam("b_id"),
+                lines.idx == bindparam("b_idx"),
+                lines.state == RUNNING,
+                lines.lease_owner == owner,
+            )
+            .values(state=DONE, status_code=bindparam("b_status"), result=bindparam("b_result"), lease_owner=None)
+        )
+        params = [
+            {"b_id": r.batch_id, "b_idx": r.idx, "b_status": r.status_code, "b_result": r.result} for r in results
+        ]
+        async with self.store.transaction() as conn:
+            await conn.execute(statement, params)
+
+    async def finalize(self, batch_id: str) -> str | None:
+        """End the batch if nothing of it is left to run (or it expired); returns the new status, or None."""
+        now = time.time()
+        lines = batch_lines.c
+        query = select(batches).where(batches.c.id == batch_id)
+        if self.store.dialect == "postgresql":
+            query = query.with_for_update()  # one replica finalizes; the other then sees it ended
+        async with self.store.transaction() as conn:
+            row = (await conn.execute(query)).mappings().first()
+            if row is None or row["status"] not in ("in_progress", "cancelling"):
+                return None
+            left_states = (PENDING, RUNNING) if row["status"] == "in_progress" else (RUNNING,)
+            left = (
+                await conn.execute(select(func.count()).where(lines.batch_id == batch_id, lines.state.in_(left_states)))
+            ).scalar_one()
+            expired = row["status"] == "in_progress" and now > row["expires_at"]
+            if left and not expired:
+                return None
+            completed, failed = await _counts(conn, batch_id)
+            pending = 0
+            if expired:
+                pending = (
+                    await conn.execute(select(func.count()).where(lines.batch_id == batch_id, lines.state != DONE))
+                ).scalar_one()
+            status = "cancelled" if row["status"] == "cancelling" else ("expired" if expired else "completed")
+            values: dict[str, Any] = {"status": status, f"{status}_at": now}
+            if status == "completed":
+                values["finalizing_at"] = now
+            if completed:
+                values["output_file_id"] = await _result_file(conn, batch_id, "output", completed, now)
+            if failed or pending:
+                values["error_file_id"] = await _result_file(conn, batch_id, "errors", failed + pending, now)
+            await conn.execute(update(batches).where(batches.c.id == batch_id).values(**values))
+        return status
+
+    async def result_pages(self, batch_id: str, errors: bool, include_unrun: bool) -> AsyncIterator[list[Any]]:
+        """The batch's finished lines (``errors``: failed ones, plus never-run ones if asked) in line order."""
+        lines = batch_lines.c
+        last = -1
+        while True:
+            done_filter = and_(lines.state == DONE, lines.status_code >= 400 if errors else lines.status_code < 400)
+            condition = or_(done_filter, lines.state != DONE) if include_unrun else done_filter
+            query = (
+                select(lines.idx, lines.custom_id, lines.status_code, lines.result)
+                .where(lines.batch_id == batch_id, lines.idx > last, condition)
+                .order_by(lines.idx)
+                .limit(_PAGE)
+            )
+            async with self.store.read() as conn:
+                rows = list((await conn.execute(query)).all())
+            if not rows:
+                return
+            last = rows[-1][0]
+            yield rows
+
+
+async def _counts(conn: Any, batch_id: str) -> tuple[int, int]:
+    lines = batch_lines.c
+    done_ok = func.sum(case((and_(lines.state == DONE, lines.status_code < 400), 1), else_=0))
+    done_failed = func.sum(case((and_(lines.state == DONE, lines.status_code >= 400), 1), else_=0))
+    row = (await conn.execute(select(done_ok, done_failed).where(lines.batch_id == batch_id))).one()
+    return int(row[0] or 0), int(row[1] or 0)
+
+
+async def _result_file(conn: Any, batch_id: str, kind: str, count: int, now: float) -> str:
+    file_id = f"file-{kind}-{batch_id}"
+    name = "batch_output.jsonl" if kind == "output" else "batch_errors.jsonl"
+    row = {
+        "id": file_id,
+        "purpose": "batch_output",
+        "filename": name,
+        "bytes": 0,  # content is assembled from the lines on each read; its size is not kept
+        "created_at": now,
+        "batch_id": batch_id,
+        "kind": kind,
+        "lines": count,
+    }
+    await conn.execute(insert(batch_files).values(**row))
+    return file_id
+
+
+def _page_after(rows: list[dict[str, Any]], after: str | None, limit: int) -> list[dict[str, Any]]:
+    if after:
+        ids = [r["id"] for r in rows]
+        rows = rows[ids.index(after) + 1 :] if after in ids else []
+    return rows[: limit + 1]  # one more than asked: the caller sets has_more from it

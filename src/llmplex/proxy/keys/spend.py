@@ -1,0 +1,116 @@
+"""Spend off the request path: requests add events to a buffer; a background task writes them in batches.
+
+Each flush is one transaction: ``spend = spend + amount`` per key, user and team, plus the request-log
+rows ``/spend/logs`` reads. When the database is down the buffer keeps growing and the flush is
+retried with backoff; amounts are aggregated per entity (bounded by the number of keys), log rows
+are capped (the oldest are dropped past ``max_rows``, counted and reported). Inference never waits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from llmplex.proxy.keys.model import Kind, Principal
+
+__all__ = ["SpendWriter"]
+
+logger = logging.getLogger("llmplex.proxy.keys")
+
+_MAX_BACKOFF = 10.0
+
+
+@dataclass(slots=True)
+class _Pending:
+    amounts: defaultdict[tuple[Kind, str], float]
+    rows: list[dict[str, Any]]
+
+
+class SpendWriter:
+    def __init__(
+        self,
+        write: Callable[[dict[tuple[Kind, str], float], list[dict[str, Any]]], Awaitable[None]],
+        *,
+        interval: float = 0.25,
+        max_rows: int = 200_000,
+    ) -> None:
+        self._write = write  # one transaction; raises when the database cannot take it
+        self.interval = interval
+        self.max_rows = max_rows
+        self.lock = asyncio.Lock()  # a flush and a cache reload never overlap (the reload adds what is unsent)
+        self._pending = _Pending(defaultdict(float), [])
+        self._in_flight: _Pending | None = None
+        self.dropped_rows = 0
+        self.failures = 0
+        self.last_error: str | None = None
+        self.last_success: float | None = None
+        self._backoff = 0.0
+
+    def add(self, principal: Principal, cost: float, row: dict[str, Any]) -> None:
+        pending = self._pending
+        if cost:
+            for entity in principal.entities():
+                pending.amounts[(entity.kind, entity.id)] += cost
+        pending.rows.append(row)
+        if len(pending.rows) > self.max_rows:
+            drop = len(pending.rows) - self.max_rows
+            del pending.rows[:drop]
+            self.dropped_rows += drop
+
+    @property
+    def buffered(self) -> int:
+        """Request-log rows not yet in the database."""
+        in_flight = len(self._in_flight.rows) if self._in_flight else 0
+        return len(self._pending.rows) + in_flight
+
+    def unsent(self) -> dict[tuple[Kind, str], float]:
+        """Spend per entity not yet in the database (including a flush that is being written)."""
+        out = dict(self._pending.amounts)
+        if self._in_flight is not None:
+            for name, amount in self._in_flight.amounts.items():
+                out[name] = out.get(name, 0.0) + amount
+        return out
+
+    async def flush(self) -> bool:
+        """Write what is buffered; True when the buffer was empty or written, False when the write failed."""
+        async with self.lock:
+            batch = self._pending
+            if not batch.rows and not batch.amounts:
+                return True
+            self._pending, self._in_flight = _Pending(defaultdict(float), []), batch
+            try:
+                await self._write(dict(batch.amounts), batch.rows)
+            except Exception as exc:  # the database is down or refused: keep everything for the next try
+                self._in_flight = None
+                self._restore(batch)
+                self.failures += 1
+                self.last_error = f"{type(exc).__name__}: {str(exc)[:200]}"
+                if self.failures == 1 or self.failures % 20 == 0:
+                    logger.warning("spend not written (%s); %d rows buffered, retrying", self.last_error, self.buffered)
+                return False
+            self._in_flight = None
+            self.failures, self.last_error, self.last_success = 0, None, time.time()
+            return True
+
+    def _restore(self, batch: _Pending) -> None:
+        newer = self._pending
+        for name, amount in newer.amounts.items():
+            batch.amounts[name] += amount
+        batch.rows.extend(newer.rows)
+        if len(batch.rows) > self.max_rows:
+            drop = len(batch.rows) - self.max_rows
+            del batch.rows[:drop]
+            self.dropped_rows += drop
+        self._pending = batch
+
+    async def run(self) -> None:
+        """Flush every ``interval`` seconds; back off (up to 10 s) while the database fails."""
+        while True:
+            await asyncio.sleep(self.interval + self._backoff)
+            ok = await self.flush()
+            self._backoff = 0.0 if ok else min(max(self._backoff * 2, 0.5), _MAX_BACKOFF)

@@ -1,0 +1,174 @@
+"""The batch executor on a real database (SQLite file, PostgreSQL) with the emulator as upstream."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import orjson
+import pytest
+
+from llmplex import AsyncClient
+from llmplex.batches.executor import Executor, ExecutorSettings, Send
+from llmplex.batches.jobstore import JobStore
+from llmplex.batches.tables import DONE, batch_lines
+from llmplex.exceptions import APIError
+from llmplex.store import Store
+
+
+def emulator_send(client: AsyncClient, emulator: Any) -> Send:
+    async def send(body: str) -> tuple[int, str]:
+        request = orjson.loads(body)
+        model, messages = request.pop("model"), request.pop("messages")
+        try:
+            response = await client.completion(
+                f"openai/{model}", messages, api_base=emulator.openai_base, api_key="k", **request
+            )
+        except APIError as exc:
+            return exc.status_code or 500, orjson.dumps({"error": {"message": exc.message}}).decode()
+        return 200, response.wire_bytes().decode()  # type: ignore[union-attr]
+
+    return send
+
+
+async def _once(lines: list[tuple[int, str, str]]) -> Any:
+    yield lines
+
+
+def _user(text: str) -> dict[str, str]:
+    return {"role": "user", "content": text}
+
+
+async def _new_batch(jobs: JobStore, batch_id: str, n: int, model: str = "m") -> None:
+    now = time.time()
+    row = {
+        "id": batch_id,
+        "status": "in_progress",
+        "endpoint": "/v1/chat/completions",
+        "input_file_id": "file-x",
+        "completion_window": "24h",
+        "metadata": None,
+        "total": n,
+        "created_at": now,
+        "in_progress_at": now,
+        "expires_at": now + 86400,
+    }
+    lines = [
+        (
+            i,
+            f"c{i}",
+            orjson.dumps({"model": "m-status-400" if i == 3 else model, "messages": [_user(f"q{i}")]}).decode(),
+        )
+        for i in range(n)
+    ]
+    await jobs.create_batch(row, _once(lines))
+
+
+async def _until_ended(jobs: JobStore, batch_id: str, timeout: float = 30.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        batch = await jobs.get_batch(batch_id)
+        assert batch is not None
+        if batch["status"] in ("completed", "cancelled", "expired"):
+            return batch
+        assert time.monotonic() < deadline, batch
+        await asyncio.sleep(0.05)
+
+
+async def test_executor_runs_every_line_once(db_url: str, client: AsyncClient, emulator: Any) -> None:
+    store = Store(db_url)
+    await store.open()
+    try:
+        jobs = JobStore(store)
+        await _new_batch(jobs, "batch_a", 300)
+        executor = Executor(jobs, emulator_send(client, emulator), ExecutorSettings(concurrency=32, claim_size=64))
+        executor.start()
+        try:
+            batch = await _until_ended(jobs, "batch_a")
+        finally:
+            await executor.stop()
+        assert batch["status"] == "completed" and (batch["completed"], batch["failed"]) == (299, 1)
+        assert batch["output_file_id"] and batch["error_file_id"]
+        assert executor.sent == 300
+        ok = [row for page in [p async for p in jobs.result_pages("batch_a", False, False)] for row in page]
+        assert [row[0] for row in ok] == [i for i in range(300) if i != 3]
+        assert orjson.loads(ok[0][3])["choices"][0]["message"]["content"] == "Echo: q0"
+        async with store.read() as conn:
+            states = {r[0] for r in await conn.execute(batch_lines.select().with_only_columns(batch_lines.c.state))}
+        assert states == {DONE}
+    finally:
+        await store.close()
+
+
+async def test_two_executors_share_one_batch(db_url: str, client: AsyncClient, emulator: Any) -> None:
+    store_a, store_b = Store(db_url), Store(db_url)
+    await store_a.open()
+    await store_b.open()
+    try:
+        await _new_batch(JobStore(store_a), "batch_b", 400, model="m-delay-5")
+        settings = ExecutorSettings(concurrency=16, claim_size=16)
+        first = Executor(JobStore(store_a), emulator_send(client, emulator), settings)
+        second = Executor(JobStore(store_b), emulator_send(client, emulator), settings)
+        first.start()
+        second.start()
+        try:
+            batch = await _until_ended(JobStore(store_a), "batch_b")
+        finally:
+            await first.stop()
+            await second.stop()
+        assert (batch["completed"], batch["failed"]) == (399, 1)
+        assert first.sent + second.sent == 400  # no lease ran out: nothing was sent twice
+        assert first.sent > 0 and second.sent > 0
+    finally:
+        await store_a.close()
+        await store_b.close()
+
+
+@pytest.mark.parametrize("lease", [0.3])
+async def test_a_dead_claim_returns_after_its_lease(
+    db_url: str, client: AsyncClient, emulator: Any, lease: float
+) -> None:
+    store = Store(db_url)
+    await store.open()
+    try:
+        jobs = JobStore(store)
+        await _new_batch(jobs, "batch_c", 20)
+        lost = await jobs.claim("batch_c", "dead-process", 5, lease)  # claimed, then its process "died"
+        assert [c.idx for c in lost] == [0, 1, 2, 3, 4]
+        executor = Executor(jobs, emulator_send(client, emulator), ExecutorSettings(lease_seconds=lease))
+        executor.start()
+        try:
+            batch = await _until_ended(jobs, "batch_c")
+        finally:
+            await executor.stop()
+        assert (batch["completed"], batch["failed"]) == (19, 1)
+    finally:
+        await store.close()
+
+
+async def test_a_clean_stop_gives_its_claims_back(sqlite_url: str, client: AsyncClient, emulator: Any) -> None:
+    store = Store(sqlite_url)
+    await store.open()
+    try:
+        jobs = JobStore(store)
+        await _new_batch(jobs, "batch_d", 40, model="m-delay-300")
+        executor = Executor(jobs, emulator_send(client, emulator), ExecutorSettings(concurrency=4, lease_seconds=600))
+        executor.start()
+        deadline = time.monotonic() + 10
+        while executor.sent < 4:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.01)
+        await executor.stop()
+        async with store.read() as conn:
+            rows = (await conn.execute(batch_lines.select().where(batch_lines.c.state == 1))).all()
+        assert rows == []  # nothing waits for a 600 s lease: the next start takes them at once
+        again = Executor(jobs, emulator_send(client, emulator), ExecutorSettings(concurrency=40))
+        again.start()
+        try:
+            batch = await _until_ended(jobs, "batch_d")
+        finally:
+            await again.stop()
+        assert (batch["completed"], batch["failed"]) == (39, 1)
+    finally:
+        await store.close()
