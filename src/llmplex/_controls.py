@@ -180,22 +180,27 @@ def fallback_chain(
     """The targets to try after ``exc`` failed ``model``, as LiteLLM picks them.
 
     A context-window (content-policy) error tries ``context_window_fallbacks``
-    (``content_policy_fallbacks``) when set, else ``fallbacks``; any other 400 is the request's fault
-    and never falls back. A request's list replaces the router's (``defaults``, by field name).
+    (``content_policy_fallbacks``) when set (no entry for ``model``: no fallback), else ``fallbacks``;
+    any other 400 is the request's fault and never falls back. A request's list replaces the router's
+    (``defaults``, by field name).
     """
     if controls is not None and controls.disable_fallbacks:
         return ()
+    # LiteLLM: once context_window_fallbacks (content_policy_fallbacks) is set, a model without an entry
+    # there does not fall back on that error; only while it is unset does the error follow ``fallbacks``
     if isinstance(exc, ContextWindowExceededError):
-        chain = _targets("context_window_fallbacks", model, controls, defaults)
-        if chain:
-            return chain
+        if _given("context_window_fallbacks", controls, defaults):
+            return _targets("context_window_fallbacks", model, controls, defaults)
     elif isinstance(exc, ContentPolicyViolationError):
-        chain = _targets("content_policy_fallbacks", model, controls, defaults)
-        if chain:
-            return chain
+        if _given("content_policy_fallbacks", controls, defaults):
+            return _targets("content_policy_fallbacks", model, controls, defaults)
     elif isinstance(exc, BadRequestError) and exc.status_code == 400:
         return ()
     return _targets("fallbacks", model, controls, defaults)
+
+
+def _given(key: str, controls: Controls | None, defaults: Mapping[str, Mapping[str, tuple[str, ...]]]) -> bool:
+    return (controls is not None and key in controls.specs) or bool(defaults.get(key))
 
 
 def _targets(

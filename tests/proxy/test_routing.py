@@ -34,6 +34,7 @@ def proxy(proxy_factory: Any, emulator: EmulatorServer) -> ProxyServer:
                 "allowed_fails": 0,
                 "cooldown_time": 60,
                 "fallbacks": [{"failing": ["target"]}, {"limited-fb": ["target"]}],
+                "queue_timeout": 0,  # LiteLLM's 429 at once (the waiting line: tests/proxy/test_queue.py)
             },
         }
     )

@@ -163,7 +163,10 @@ def prefix() -> Iterator[str]:
 async def test_redis_shares_rpm_limits_between_routers(emulator: EmulatorServer, prefix: str) -> None:
     def make() -> Router:
         model_list = [entry("fast", "fast-a", emulator.openai_base, api_key="k", rpm=2)]
-        return Router(model_list=model_list, redis_url=REDIS_URL, redis_key_prefix=prefix, num_retries=0)
+        # queue_timeout=0: refuse at once instead of waiting for the next window (tests/router/test_admission.py)
+        return Router(
+            model_list=model_list, redis_url=REDIS_URL, redis_key_prefix=prefix, num_retries=0, queue_timeout=0
+        )
 
     async with make() as a, make() as b:
         assert isinstance(a.state, RedisState)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from typing import Any
 
 import orjson
@@ -33,9 +34,12 @@ from llmplex.emulator.hostile import HOSTILE, play_hostile
 from llmplex.emulator.openai import OpenAIDialect
 from llmplex.emulator.openai_batches import openai_batch_routes
 from llmplex.emulator.playback import play_completion, play_stream
+from llmplex.emulator.refusals import REFUSALS, play_refusal
 from llmplex.emulator.text_completions import TextCompletionDialect
 
 __all__ = ["EmulatorState", "create_app"]
+
+_ARRIVALS_KEPT = 100_000
 
 
 class EmulatorState:
@@ -49,6 +53,9 @@ class EmulatorState:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.in_flight = 0
+        # (time.monotonic(), time.time(), model) of each model call, to check a client's rate limits (windows
+        # aligned on either clock); cleared by /_emulator/reset
+        self.arrivals: deque[tuple[float, float, str]] = deque(maxlen=_ARRIVALS_KEPT)
         self.reset()
 
     def reset(self) -> None:
@@ -123,6 +130,7 @@ class CompletionEndpoint:
             return
         model = dialect.model_name(incoming, payload)
         directives = parse_directives(model, incoming.headers, self.state.settings)
+        self.state.arrivals.append((time.monotonic(), time.time(), model))
         faulting = self.state.should_fault(model, directives)
         await exchange.pause(directives.delay_ms / 1000)
         fault = directives.fault if faulting else None
@@ -137,6 +145,9 @@ class CompletionEndpoint:
             await _respond_failure(exchange, failure, headers + _retry_headers(directives))
             return
         reply = build_reply(dialect.conversation(payload), model, directives)
+        if fault in REFUSALS:
+            await play_refusal(exchange, dialect, fault, reply, incoming, payload, headers)
+            return
         if dialect.wants_stream(incoming, payload):
             plan = dialect.stream(reply, incoming, payload)
             await play_stream(exchange, plan, headers, directives, fault)
@@ -211,6 +222,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     async def reset(request: Request) -> Response:
         state.reset()
+        state.arrivals.clear()
         return _json(state.snapshot())
 
     async def redirected(request: Request) -> Response:
@@ -225,6 +237,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def models(request: Request) -> Response:
         model = {"id": "emulated-model", "object": "model", "created": int(time.time()), "owned_by": "llmplex-emulator"}
         return _json({"object": "list", "data": [model]})
+
+    async def arrivals(request: Request) -> Response:
+        return _json({"arrivals": list(state.arrivals)})
 
     openai = CompletionEndpoint(OpenAIDialect(), state)
     text = CompletionEndpoint(TextCompletionDialect(), state)
@@ -257,6 +272,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/v2/embed", CompletionEndpoint(CohereEmbedDialect(), state), methods=["POST"]),
         Route("/v1beta/models/{target}", gemini, methods=["POST"]),
         Route("/v1/models/{target}", gemini, methods=["POST"]),
+        Route("/_emulator/arrivals", arrivals, methods=["GET"]),
         Route("/v1/models", models, methods=["GET"]),
         Route("/_emulator/stats", stats, methods=["GET"]),
         Route("/_emulator/reset", reset, methods=["POST"]),

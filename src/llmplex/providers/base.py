@@ -16,7 +16,7 @@ import orjson
 
 from llmplex._redact import MASK, SECRET_HEADERS, display_url
 from llmplex._sse import SSEEvent
-from llmplex.exceptions import APIStatusError, ContextWindowExceededError
+from llmplex.exceptions import APIStatusError, ContentPolicyViolationError, ContextWindowExceededError
 from llmplex.types import ModelResponse, ModelResponseStream
 
 if TYPE_CHECKING:
@@ -175,7 +175,13 @@ class ProviderAdapter:
         text = f"{details.code or ''} {details.message}".lower()
         if status in (400, 413) and ("context_length" in text or "context window" in text or "too long" in text):
             return ContextWindowExceededError
+        if status == 400 and any(word in text for word in _POLICY_WORDS):
+            return ContentPolicyViolationError
         return None
+
+
+# OpenAI's ``content_policy_violation``, Azure's ``content_filter`` code and "content management policy" text
+_POLICY_WORDS = ("content_policy", "content_filter", "content management policy")
 
 
 def openai_error_details(status: int, body: Any) -> ErrorDetails:

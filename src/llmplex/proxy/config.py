@@ -41,6 +41,18 @@ __all__ = [
 DEFAULT_MAX_BODY = 10 * 1024 * 1024
 DEFAULT_BODY_TIMEOUT = 30.0
 
+# router_settings of the waiting line and of failover before a stream's first token (see router/admission.py)
+_SPECIAL_FALLBACKS = ("context_window_fallbacks", "content_policy_fallbacks")
+_ROUTER_QUEUE = frozenset(
+    {
+        "queue_timeout",
+        "queue_max_length",
+        "default_priority",
+        "stream_first_token_timeout",
+        "stream_timeout",
+        *_SPECIAL_FALLBACKS,
+    }
+)
 _TOP = frozenset({"model_list", "litellm_settings", "router_settings", "general_settings", "environment_variables"})
 _OWN_SECTION = OWN_SECTION
 _REDIS_OWN = ("redis_failure_mode", "redis_key_prefix", "redis_timeout_seconds")
@@ -59,10 +71,25 @@ _OWN_KEYS = frozenset(
         *_REDIS_OWN,
     }
 )
-_ROUTER = frozenset(
-    {"routing_strategy", "num_retries", "timeout", "fallbacks", "allowed_fails", "cooldown_time", "model_group_alias"}
-) | {"redis_host", "redis_port", "redis_password", "redis_url"}
-_LITELLM = frozenset({"drop_params", "num_retries", "request_timeout", "fallbacks", "allowed_fails", "cooldown_time"})
+_ROUTER = (
+    frozenset(
+        {
+            "routing_strategy",
+            "num_retries",
+            "timeout",
+            "fallbacks",
+            "allowed_fails",
+            "cooldown_time",
+            "model_group_alias",
+        }
+    )
+    | {"redis_host", "redis_port", "redis_password", "redis_url"}
+    | _ROUTER_QUEUE
+)
+_LITELLM = frozenset(
+    {"drop_params", "num_retries", "request_timeout", "fallbacks", "allowed_fails", "cooldown_time"}
+    | set(_SPECIAL_FALLBACKS)
+)
 _GENERAL = frozenset({"master_key", "database_url"}) | HEALTH_KEYS
 
 
@@ -265,7 +292,25 @@ def _router(check: Checker, router: Mapping[str, Any], litellm: Mapping[str, Any
     num_retries = pick("num_retries", int, 0)
     allowed_fails = pick("allowed_fails", int, 0)
     cooldown = pick("cooldown_time", float, 0.0)
+    special = [
+        parse_fallbacks(
+            check,
+            router.get(key, litellm.get(key)),
+            f"router_settings.{key}" if key in router else f"litellm_settings.{key}",
+            groups | set(aliases),
+        )
+        for key in _SPECIAL_FALLBACKS
+    ]
+    queue_timeout = pick("queue_timeout", float, 0.0)
+    queue_max = pick("queue_max_length", int, 0)
     return RouterSettings(
+        context_window_fallbacks=special[0],
+        content_policy_fallbacks=special[1],
+        queue_timeout=10.0 if queue_timeout is None else queue_timeout,
+        queue_max_length=1000 if queue_max is None else queue_max,
+        default_priority=pick("default_priority", int),
+        stream_first_token_timeout=pick("stream_first_token_timeout", float, 0.001)
+        or pick("stream_timeout", float, 0.001),
         routing_strategy=strategy,
         num_retries=num_retries or 0,
         timeout=pick("timeout", float, 0.001),

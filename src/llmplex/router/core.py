@@ -24,13 +24,15 @@ from llmplex._request import PreparedCall, prepare_call, resolve_prepared
 from llmplex._streaming import CompletionStream
 from llmplex.client import AsyncClient
 from llmplex.config import ClientConfig
-from llmplex.exceptions import APIError
+from llmplex.exceptions import APIError, BadRequestError
 from llmplex.relayed import RelayedResponse
+from llmplex.router.admission import WaitingLine
 from llmplex.router.deployments import Deployment
-from llmplex.router.fallbacks import backoff, counts_toward_cooldown, no_deployment, with_fallbacks
+from llmplex.router.fallbacks import backoff, counts_toward_cooldown, no_deployment, queue_bound, with_fallbacks
 from llmplex.router.settings import RedisSettings, RouterSettings
 from llmplex.router.state import RouterState, make_state
 from llmplex.router.strategies import choose
+from llmplex.router.stream_failover import first_content
 from llmplex.router.support import not_chat_message
 from llmplex.router.wildcard_groups import WildcardGroups
 from llmplex.types import ModelResponse
@@ -83,6 +85,7 @@ class RoutingCore:
         )
         self.state = state or make_state(served, settings, redis, clock=clock)
         self._prepared_calls: dict[int, tuple[ClientConfig, PreparedCall]] = {}
+        self._lines: dict[str, WaitingLine] = {}  # groups with requests waiting for capacity
 
     async def start(self) -> None:
         """Connect the shared state (Redis); call it inside the event loop that serves the requests."""
@@ -157,12 +160,20 @@ class RoutingCore:
         Otherwise the statistics would only see the primary's fast answers, and an adaptive hedge
         delay would shrink with every race it loses. ``controls``: the request's LiteLLM controls
         (``llmplex._controls.split_controls``; per-request fallbacks, retries, mock failures).
+        ``options["priority"]`` (an int, lower first) is the request's place in the group's waiting
+        line (``admission.py``); it is popped here, never sent upstream.
         """
+        priority = None
+        if "priority" in options:
+            options = dict(options)
+            priority = options.pop("priority")
+            if priority is not None and (isinstance(priority, bool) or not isinstance(priority, int)):
+                raise BadRequestError(f"priority must be an integer, got {priority!r}", param="priority")
         if controls is None and group not in self._fallback_groups:  # the common case: no coroutine layer
-            return self._call_group(client, group, messages, options, cut_off_after)
-        return with_fallbacks(self, client, group, messages, options, cut_off_after, controls)
+            return self._call_group(client, group, messages, options, cut_off_after, None, priority)
+        return with_fallbacks(self, client, group, messages, options, cut_off_after, controls, priority)
 
-    async def _call_group(
+    async def _call_group(  # noqa: PLR0913 - every chat request's path: plain arguments, no per-call object
         self,
         client: AsyncClient,
         group: str,
@@ -170,21 +181,30 @@ class RoutingCore:
         options: Mapping[str, Any],
         cut_off_after: float | None = None,
         num_retries: int | None = None,  # the request's own, over the router's
+        priority: int | None = None,
+        may_wait: bool = True,
     ) -> Routed:
+        """The retry loop in one group; ``may_wait=False``: no waiting line (a fallback group comes next)."""
         tried: set[int] = set()
         attempts = (self.settings.num_retries if num_retries is None else num_retries) + 1
         for attempt in range(attempts):
-            deployment = self._pick_now(group, tried) or await self._pick(group, tried)
-            self.state.begin(deployment)
+            # admitted and counted in flight (state.begin) by the pick
+            deployment = self._pick_now(group, tried)
+            if deployment is None:
+                deployment = await self._pick(group, tried, client, options, priority, may_wait)
             started = self._clock()
+            result = None
             try:
                 call = resolve_prepared(self._prepared(client, deployment), messages, options, client.config)
                 result = await client.run_call(call, relay=True)
+                if type(result) is CompletionStream:  # nothing reaches the caller before the stream has content
+                    await first_content(result)
             except APIError as exc:
-                await self._failed(group, deployment, exc)
+                failover = exc.retryable or result is not None  # a stream that failed before its first content
+                await self._failed(group, deployment, exc, failover)
                 fresh = any(id(d) not in tried for d in self._members(group) if d is not deployment)
                 tried.add(id(deployment))
-                last = attempt + 1 >= attempts or not exc.retryable
+                last = attempt + 1 >= attempts or not failover
                 if logger.isEnabledFor(logging.DEBUG):
                     _log_failure(group, deployment, exc, attempt, attempts, last, fresh)
                 if last:
@@ -199,6 +219,8 @@ class RoutingCore:
                 raise
             finally:
                 self.state.finish(deployment)
+                if self._lines:
+                    self._freed(group)
             self._succeeded(deployment, started, result)
             return Routed(result, deployment, attempt)
         raise AssertionError("unreachable: the last attempt returns or raises")
@@ -209,38 +231,97 @@ class RoutingCore:
         cached = self._prepared_calls.get(id(deployment))
         if cached is not None and cached[0] is config:
             return cached[1]
-        prepared = prepare_call(deployment.model, deployment.params, config)
+        params = deployment.params
+        first_token = self.settings.stream_first_token_timeout
+        if first_token is not None and "stream_first_token_timeout" not in params:
+            params = {**params, "stream_first_token_timeout": first_token}
+        prepared = prepare_call(deployment.model, params, config)
         self._prepared_calls[id(deployment)] = (config, prepared)
         return prepared
 
     def _pick_now(self, group: str, avoid: set[int]) -> Deployment | None:
-        """``_pick`` without awaiting, when the state can decide at once (None: the shared store must decide)."""
-        candidates, wait = self._candidates(group)
+        """A deployment admitted and counted in flight without awaiting, or None: ``_pick`` decides.
+
+        None when the shared store must decide, when nothing is free (wait in line, or 429), or when
+        others already wait for this group (a newcomer goes behind them).
+        """
+        if self._lines and group in self._lines:
+            return None
+        candidates, _ = self._candidates(group)
         while candidates:
             deployment = self._one_of(candidates, avoid)
             blocked = self.state.admit_now(deployment)
             if blocked is None:
                 return None
             if blocked <= 0:
+                self.state.begin(deployment)
                 return deployment
-            wait = _min(wait, blocked)
             candidates.remove(deployment)
-        raise no_deployment(group, wait)
+        return None
 
-    async def _pick(self, group: str, avoid: set[int]) -> Deployment:
-        """A deployment that is not cooling down, admitted against its rpm/tpm window (counted)."""
+    async def _pick(
+        self,
+        group: str,
+        avoid: set[int],
+        client: AsyncClient | None = None,
+        options: Mapping[str, Any] | None = None,
+        priority: int | None = None,
+        may_wait: bool = True,
+    ) -> Deployment:
+        """A deployment not cooling down, admitted against its limits and counted in flight; waits in line if none."""
+        waits = may_wait and self.settings.queue_timeout > 0
+        if not waits or group not in self._lines:  # (a request that will not wait tries even past a line)
+            deployment, wait = await self.try_pick(group, avoid)
+            if deployment is not None:
+                return deployment
+            if not waits:
+                raise no_deployment(group, wait)
+        line = self._lines.get(group)
+        if line is None:
+            line = self._lines[group] = WaitingLine(self, group)
+        bound = queue_bound(self.settings, None if client is None else client.config, options or {})
+        return await line.wait(avoid, _priority(priority, self.settings.default_priority), bound)
+
+    async def try_pick(self, group: str, avoid: set[int]) -> tuple[Deployment | None, float | None]:
+        """``(deployment admitted and counted in flight, None)``, or ``(None, seconds until one may free)``.
+
+        The wait is ``math.inf`` when only a call finishing can free one (``max_parallel_requests``).
+        """
         candidates, wait = self._candidates(group)
         while candidates:
             deployment = self._one_of(candidates, avoid)
             blocked = await self.state.admit(deployment)
             if blocked <= 0:
-                return deployment
+                self.state.begin(deployment)  # no await since the admit: nobody else can take the slot
+                return deployment, None
             wait = _min(wait, blocked)  # another worker or replica filled the window meanwhile
             candidates.remove(deployment)
-        raise no_deployment(group, wait)
+        return None, wait
+
+    def release(self, group: str, deployment: Deployment) -> None:
+        """``state.finish`` for a deployment picked (a call ended, or its waiter gave up), waking the group's line."""
+        self.state.finish(deployment)
+        if self._lines:
+            self._freed(group)
+
+    def _freed(self, group: str) -> None:
+        line = self._lines.get(group)
+        if line is not None:
+            line.freed()
+
+    def line_closed(self, group: str, line: WaitingLine) -> None:
+        """The line's last waiter left: newcomers take the fast path again."""
+        if self._lines.get(group) is line:
+            del self._lines[group]
+
+    def group_deployments(self, group: str) -> list[Deployment]:
+        return self._members(group)
+
+    def candidates(self, group: str) -> tuple[list[Deployment], float | None]:
+        """The group's deployments not cooling down or over a limit, and the shortest wait among the others."""
+        return self._candidates(group)
 
     def _candidates(self, group: str) -> tuple[list[Deployment], float | None]:
-        """The group's deployments not cooling down or over a limit, and the shortest wait among the others."""
         candidates: list[Deployment] = []
         wait: float | None = None
         for deployment in self._members(group):
@@ -257,8 +338,8 @@ class RoutingCore:
         fresh = [d for d in candidates if id(d) not in avoid] or candidates
         return fresh[0] if len(fresh) == 1 else choose(self.settings.routing_strategy, fresh, self.state, self._rng)
 
-    async def _failed(self, group: str, deployment: Deployment, exc: APIError) -> None:
-        if not counts_toward_cooldown(exc):
+    async def _failed(self, group: str, deployment: Deployment, exc: APIError, failover: bool = False) -> None:
+        if not (failover or counts_toward_cooldown(exc)):
             return
         # a group's only deployment is never cooled down: that would turn one failure into many
         await self.state.record_failure(deployment, may_cool_down=len(self._members(group)) > 1)
@@ -273,6 +354,12 @@ class RoutingCore:
         else:
             tokens = result.usage.total_tokens if isinstance(result, ModelResponse) and result.usage is not None else 0
         self.state.record_success(deployment, (self._clock() - started) * 1000.0, tokens, whole=whole)
+
+
+def _priority(priority: int | None, default: int | None) -> int:
+    if priority is not None:
+        return priority
+    return default or 0
 
 
 def _log_failure(

@@ -25,7 +25,7 @@ __all__ = ["Deployment", "parse_model_list"]
 
 _ENTRY = frozenset({"model_name", "litellm_params", "model_info"})
 # litellm_params that steer the router, not the request
-_ROUTING_PARAMS = frozenset({"model", "rpm", "tpm", "weight"})
+_ROUTING_PARAMS = frozenset({"model", "rpm", "tpm", "weight", "max_parallel_requests"})
 # litellm_params that LiteLLM understands but llmplex does not (never forwarded upstream)
 _UNSUPPORTED_PARAMS = frozenset(
     {
@@ -33,8 +33,6 @@ _UNSUPPORTED_PARAMS = frozenset(
         "output_cost_per_token",
         "input_cost_per_second",
         "output_cost_per_second",
-        "max_parallel_requests",
-        "stream_timeout",
         "max_budget",
         "budget_duration",
         "order",
@@ -62,6 +60,7 @@ class Deployment:
     rpm: int | None = None
     tpm: int | None = None
     weight: float | None = None
+    max_parallel_requests: int | None = None  # requests in flight at once (a stream: until its first content)
     mode: str = "chat"  # model_info.mode, or inferred from the model name (router.support)
     problem: str | None = None  # what llmplex does not support about it: the deployment is disabled
     access_groups: tuple[str, ...] = ()  # model_info.access_groups: names a virtual key's `models` may use
@@ -79,7 +78,7 @@ class Deployment:
     def as_dict(self) -> dict[str, Any]:
         """The LiteLLM-shaped entry (``get_model_list``), credentials included as LiteLLM does."""
         params: dict[str, Any] = {"model": self.model, **self.params}
-        for key in ("rpm", "tpm", "weight"):
+        for key in ("rpm", "tpm", "weight", "max_parallel_requests"):
             if (value := getattr(self, key)) is not None:
                 params[key] = value
         return {
@@ -131,6 +130,7 @@ def _deployment(check: Checker, raw: Any, path: str) -> Deployment:
     rpm = check.optional(params, join(params_path, "rpm"), int, minimum=1)
     tpm = check.optional(params, join(params_path, "tpm"), int, minimum=1)
     weight = check.optional(params, join(params_path, "weight"), float, minimum=0.0)
+    parallel = check.optional(params, join(params_path, "max_parallel_requests"), int, minimum=1)
     return Deployment(
         model_name=name,
         model=model,
@@ -140,6 +140,7 @@ def _deployment(check: Checker, raw: Any, path: str) -> Deployment:
         rpm=rpm,
         tpm=tpm,
         weight=weight,
+        max_parallel_requests=parallel,
         mode=mode,
         problem=problem,
         model_info=MappingProxyType(dict(info)),
@@ -174,8 +175,12 @@ def _call_params(check: Checker, params: Mapping[str, Any], path: str) -> dict[s
             check.ignored(join(path, key))
         elif key in ("api_key", "api_base", "base_url", "api_version"):
             call[key] = check.optional(params, join(path, key), str)
-        elif key in ("timeout", "request_timeout"):
+        elif key in ("timeout", "request_timeout", "stream_first_token_timeout"):
             call[key] = check.optional(params, join(path, key), float, minimum=0.001)
+        elif key == "stream_timeout":  # LiteLLM's name for the first-token timeout of a stream
+            value = check.optional(params, join(path, key), float, minimum=0.001)
+            if "stream_first_token_timeout" not in params:
+                call["stream_first_token_timeout"] = value
         else:
             call[key] = value
     return call

@@ -61,8 +61,8 @@ async def _call_group(
     tried: set[int] = set()
     attempts = core.settings.num_retries + 1
     for attempt in range(attempts):
+        # admitted and counted in flight (state.begin) by the pick; waits in the group's line when it is full
         deployment = core._pick_now(group, tried) or await core._pick(group, tried)
-        core.state.begin(deployment)
         started = core._clock()
         try:
             result = await send(deployment)
@@ -76,7 +76,7 @@ async def _call_group(
                 await backoff(attempt, exc, core._rng, core.settings.retry_after)
             continue
         finally:
-            core.state.finish(deployment)
+            core.release(group, deployment)
         tokens, whole = stats(result)
         core.state.record_success(deployment, (core._clock() - started) * 1000.0, tokens, whole=whole)
         return result, deployment

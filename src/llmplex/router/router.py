@@ -62,7 +62,10 @@ class Router(BatchMethods):
     ``content_policy_fallbacks`` serve those errors (else ``fallbacks``); ``routing_strategy_args``
     is kept but no strategy reads it yet. Per request, ``acompletion`` and the batch methods
     (``batch_methods.py``) take LiteLLM's controls (``fallbacks``, ``num_retries``, ``mock_*``,
-    ``priority``, ...; see ``llmplex._controls``), never sent upstream.
+    ``priority``, ...; see ``llmplex._controls``), never sent upstream. ``stream_timeout``: seconds a
+    stream may take to its first content before the router fails over. llmplex's waiting line
+    (``admission.py``): ``queue_timeout`` (default 10 s; 0 answers 429 at once) and
+    ``queue_max_length`` (per group, default 1000).
     """
 
     def __init__(  # noqa: PLR0913 - LiteLLM's signature
@@ -87,6 +90,10 @@ class Router(BatchMethods):
         redis_url: str | None = None,
         redis_key_prefix: str = "llmplex",
         client: AsyncClient | None = None,
+        stream_timeout: float | None = None,
+        default_priority: int | None = None,
+        queue_timeout: float | None = None,
+        queue_max_length: int | None = None,
         **unknown: Any,
     ) -> None:
         args = {
@@ -108,6 +115,10 @@ class Router(BatchMethods):
             "redis_password": redis_password,
             "redis_url": redis_url,
             "redis_key_prefix": redis_key_prefix,
+            "stream_timeout": stream_timeout,
+            "default_priority": default_priority,
+            "queue_timeout": queue_timeout,
+            "queue_max_length": queue_max_length,
         }
         doc = SourceDoc(data=args, source=_SOURCE)
         doc.resolve_env(os.environ)  # os.environ/VAR anywhere, as in a config file
@@ -177,6 +188,18 @@ class Router(BatchMethods):
         if isinstance(result, RelayedResponse):
             return result.response()
         return result
+
+    async def schedule_acompletion(
+        self, model: str, messages: list[dict[str, Any]], priority: int, stream: bool = False, **kwargs: Any
+    ) -> ModelResponse | CompletionStream:
+        """``acompletion`` with a place in line (LiteLLM's name): lower ``priority`` first, FIFO within one.
+
+        The place matters only while every deployment of the group is at a limit or cooling down;
+        the request then waits up to ``queue_timeout`` (capped by its timeout), else ``RateLimitError``.
+        """
+        if isinstance(priority, bool) or not isinstance(priority, int):
+            raise BadRequestError(f"priority must be an integer, got {priority!r}", param="priority")
+        return await self.acompletion(model, messages, stream, priority=priority, **kwargs)
 
     def split_controls(self, options: dict[str, Any]) -> tuple[Controls | None, dict[str, Any]]:
         """LiteLLM's per-request controls out of ``options`` (see ``llmplex._controls``), their groups checked.
@@ -340,7 +363,13 @@ def _settings(
     num_retries = check.optional(args, "num_retries", int, minimum=0)
     allowed_fails = check.optional(args, "allowed_fails", int, minimum=0)
     cooldown = check.optional(args, "cooldown_time", float, minimum=0.0)
+    queue_timeout = check.optional(args, "queue_timeout", float, minimum=0.0)
+    queue_max = check.optional(args, "queue_max_length", int, minimum=0)
     settings = RouterSettings(
+        queue_timeout=10.0 if queue_timeout is None else queue_timeout,
+        queue_max_length=1000 if queue_max is None else queue_max,
+        stream_first_token_timeout=check.optional(args, "stream_timeout", float, minimum=0.001),
+        default_priority=check.optional(args, "default_priority", int),
         routing_strategy=strategy,
         routing_strategy_args=MappingProxyType(
             dict(check.mapping(args["routing_strategy_args"] or {}, "routing_strategy_args"))

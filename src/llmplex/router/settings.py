@@ -35,7 +35,8 @@ class RouterSettings:
     num_retries: int = 0
     timeout: float | None = None
     fallbacks: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    # a context-window (content-policy) error tries these groups when set, else ``fallbacks``
+    # where a ContextWindowExceededError / ContentPolicyViolationError goes instead of ``fallbacks``
+    # (LiteLLM: when set, a group without an entry does not fall back on that error; unset: ``fallbacks``)
     context_window_fallbacks: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     content_policy_fallbacks: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     allowed_fails: int = 3
@@ -44,6 +45,13 @@ class RouterSettings:
     model_group_alias: Mapping[str, str] = field(default_factory=dict)
     hidden_aliases: frozenset[str] = frozenset()
     rate_limit_window: float = 60.0  # rpm/tpm window in seconds (llmplex_settings.rate_limit_window_seconds)
+    # the waiting line when every deployment of a group is at a limit or cooling down (``admission.py``):
+    # the longest wait in seconds (0: answer 429 at once, as LiteLLM) and how many may wait per group
+    queue_timeout: float = 10.0
+    queue_max_length: int = 1000
+    default_priority: int | None = None  # the place in line of a request without ``priority`` (None: 0)
+    # a stream with no content (text or tool call) after this many seconds fails over (None: the call's timeout)
+    stream_first_token_timeout: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ how busy, how fast) and awaits only ``admit`` (count one request against rpm/tpm
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 
@@ -90,7 +91,10 @@ class RouterState:
         return self._stats[id(deployment)]
 
     def blocked_for(self, deployment: Deployment) -> float:
-        """Seconds until the deployment may be called again (cooldown or rpm/tpm); 0 when it may now."""
+        """Seconds until the deployment may be called again (cooldown or rpm/tpm); 0 when it may now.
+
+        ``math.inf`` when it is at ``max_parallel_requests``: it frees when a call finishes, at no known time.
+        """
         now = self.clock()
         stats = self._stats[id(deployment)]
         if stats.cooldown_until > now:
@@ -153,6 +157,9 @@ class RouterState:
         return wait
 
     def _limited_for(self, deployment: Deployment, stats: Stats, now: float) -> float:
+        parallel = deployment.max_parallel_requests
+        if parallel is not None and stats.in_flight >= parallel:
+            return math.inf
         if deployment.rpm is None and deployment.tpm is None:
             return 0.0
         self._roll(stats, now)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 __all__ = ["ADMIT", "FAIL", "SYNC"]
 
+# (release of a max_parallel_requests slot: a pipelined HINCRBY <base>:par <instance> -n, see shared.py)
+
 _NOW = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -35,30 +37,51 @@ end
 """
 
 # Admits a batch of requests in arrival order (several requests, possibly for the same deployment).
-# ARGV: window ms, then per request: base key, rpm (0 = none), tpm (0 = none)
-# -> {ms until the window ends, then per request: admitted 0/1}
+# ARGV: window ms, this instance's id, instance liveness key prefix (<prefix>:alive:),
+#   then per request: base key, rpm (0 = none), tpm (0 = none), max parallel requests (0 = none)
+# -> {ms until the window ends, then per request: 1 admitted, 0 rpm/tpm window full, 2 at max parallel}
+# In-flight calls of a deployment with max_parallel_requests are counted in the hash <base>:par, one field
+# per instance (incremented here, decremented by RedisState's release); fields of instances whose liveness
+# key (set by SYNC) expired, and fields that are not integers, are dropped.
 ADMIT = (
     _NOW
     + _NUMBERS
     + """
-local window = tonumber(ARGV[1])
+local window, me, alive = tonumber(ARGV[1]), ARGV[2], ARGV[3]
 local win = math.floor(now / window)
 local out = {(win + 1) * window - now}
-for i = 2, #ARGV, 3 do
-  local base, rpm, tpm = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
+local function busy(key)
+  local total = 0
+  local seen = redis.call('HGETALL', key)
+  for j = 1, #seen, 2 do
+    local who, count = seen[j], seen[j + 1]
+    if not string.match(count, '^%-?%d+$') or (who ~= me and redis.call('EXISTS', alive .. who) == 0) then
+      redis.call('HDEL', key, who)
+    elseif tonumber(count) > 0 then
+      total = total + tonumber(count)
+    end
+  end
+  return total
+end
+for i = 4, #ARGV, 4 do
+  local base, rpm, tpm, par = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])
   local admitted = 1
+  local key = base .. ':rpm:' .. win
+  local used = counter(key)
   if tpm > 0 and counter(base .. ':tpm:' .. win) >= tpm then
     admitted = 0
+  elseif rpm > 0 and used >= rpm then
+    admitted = 0
+  elseif par > 0 and busy(base .. ':par') >= par then
+    admitted = 2
   else
-    local key = base .. ':rpm:' .. win
-    local used = counter(key)
-    if rpm > 0 and used >= rpm then
-      admitted = 0
-    else
-      redis.call('INCR', key)
-      if used == 0 then
-        redis.call('PEXPIRE', key, window * 2)
-      end
+    redis.call('INCR', key)
+    if used == 0 then
+      redis.call('PEXPIRE', key, window * 2)
+    end
+    if par > 0 then
+      redis.call('HINCRBY', base .. ':par', me, 1)
+      redis.call('PEXPIRE', base .. ':par', 3600000)
     end
   end
   out[#out + 1] = admitted
@@ -88,6 +111,7 @@ return 0
 """
 
 # Publishes this instance's in-flight counts, token usage and latency samples; returns the shared view.
+# Also marks the instance alive (<prefix>:alive:<instance>, for ADMIT's max-parallel counts) for stale ms.
 # ARGV: prefix, instance id, stale ms, window ms, samples kept, then per deployment:
 #   model id, in-flight here, tokens since last sync, latency sum ms, latency samples,
 #   new whole-completion latencies ms as comma-separated text ('' = none)
@@ -100,6 +124,7 @@ SYNC = (
     + """
 local prefix, me, stale, window = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local keep = tonumber(ARGV[5])
+redis.call('SET', prefix .. ':alive:' .. me, '1', 'PX', stale)
 local win = math.floor(now / window)
 local out = {(win + 1) * window - now}
 for i = 6, #ARGV, 6 do

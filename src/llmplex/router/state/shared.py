@@ -97,6 +97,11 @@ class RedisState(RouterState):
         self.instance = os.urandom(8).hex()  # one per worker process / app
         self.deployments = tuple(deployments)
         self._shared = {id(d): _Shared() for d in deployments}
+        self._by_id = {id(d): d for d in deployments}
+        # max_parallel_requests: calls this process counts in Redis' <base>:par, and decrements not yet sent
+        self._par_held: dict[int, int] = {id(d): 0 for d in deployments if d.max_parallel_requests is not None}
+        self._releases: dict[int, int] = {}
+        self._releaser: asyncio.Task[None] | None = None
         self._window_ms = max(1, round(self.window_length * 1000))
         self._client: aioredis.Redis | None = None
         self._pool: aioredis.BlockingConnectionPool | None = None
@@ -150,7 +155,7 @@ class RedisState(RouterState):
 
     async def close(self) -> None:
         # bounded: a Redis call stuck in the client library must never hang a shutdown
-        tasks = [task for task in (self._sync_task, self._flusher) if task is not None]
+        tasks = [task for task in (self._sync_task, self._flusher, self._releaser) if task is not None]
         for task in tasks:
             task.cancel()
         if tasks:
@@ -165,6 +170,9 @@ class RedisState(RouterState):
                     async with client.pipeline(transaction=False) as pipe:
                         for deployment in self.deployments:
                             pipe.hdel(f"{self._base(deployment)}:inflight", self.instance)
+                            if deployment.max_parallel_requests is not None:
+                                pipe.hdel(f"{self._base(deployment)}:par", self.instance)
+                        pipe.delete(f"{self.redis_settings.key_prefix}:alive:{self.instance}")
                         await pipe.execute()
                 await client.aclose()
                 if self._pool is not None:
@@ -175,17 +183,20 @@ class RedisState(RouterState):
     def blocked_for(self, deployment: Deployment) -> float:
         if not self._healthy:
             return super().blocked_for(deployment)
+        parallel = deployment.max_parallel_requests
+        if parallel is not None and self.in_flight(deployment) >= parallel:
+            return math.inf  # as far as the last sync knows: re-checked after the next one
         now = self.clock()
         until = max(self.stats(deployment).cooldown_until, self._shared[id(deployment)].limited_until)
         return until - now if until > now else 0.0
 
     def admit_now(self, deployment: Deployment) -> float | None:
-        if deployment.rpm is None and deployment.tpm is None:
+        if deployment.rpm is None and deployment.tpm is None and deployment.max_parallel_requests is None:
             return self._admit_locally(deployment)
         return None  # the shared window decides, in admit()
 
     async def admit(self, deployment: Deployment) -> float:
-        if deployment.rpm is None and deployment.tpm is None:
+        if deployment.rpm is None and deployment.tpm is None and deployment.max_parallel_requests is None:
             return self._admit_locally(deployment)
         if self._healthy and self._client is not None:
             future: asyncio.Future[float | None] = asyncio.get_running_loop().create_future()
@@ -214,10 +225,11 @@ class RedisState(RouterState):
                     future.set_result(None)  # decided on local state
 
     async def _admit_batch(self, batch: Sequence[tuple[Deployment, Any]]) -> list[float | None]:
-        """0 = admitted, > 0 = seconds until the window ends, None = Redis did not answer."""
-        args: list[Any] = [self._window_ms]
+        """0 = admitted, > 0 = seconds until the window ends (inf: at max parallel), None = Redis did not answer."""
+        args: list[Any] = [self._window_ms, self.instance, f"{self.redis_settings.key_prefix}:alive:"]
         for deployment, _ in batch:
             args += [self._base(deployment), deployment.rpm or 0, deployment.tpm or 0]
+            args.append(deployment.max_parallel_requests or 0)
         try:
             reply = await self._admit(args=args)
         except _FAILURES as exc:
@@ -226,9 +238,15 @@ class RedisState(RouterState):
         wait = int(reply[0]) / 1000.0
         verdicts: list[float | None] = []
         for (deployment, _), admitted in zip(batch, reply[1:], strict=True):
-            if int(admitted):
+            if int(admitted) == 1:
                 self._admit_locally(deployment)  # keeps the local count warm for a fallback
+                if deployment.max_parallel_requests is not None:
+                    self._par_held[id(deployment)] += 1
                 verdicts.append(0.0)
+            elif int(admitted) == 2:  # others' calls fill it: blocked until a sync says otherwise
+                shared = self._shared[id(deployment)]
+                shared.elsewhere = max(shared.elsewhere, deployment.max_parallel_requests or 0)
+                verdicts.append(math.inf)
             else:
                 self._shared[id(deployment)].limited_until = self.clock() + wait
                 verdicts.append(wait)
@@ -244,6 +262,38 @@ class RedisState(RouterState):
                 retry_after=1,
             )
         return self._admit_locally(deployment)
+
+    def finish(self, deployment: Deployment) -> None:
+        super().finish(deployment)
+        key = id(deployment)
+        if self._par_held.get(key):  # a max_parallel_requests slot counted in Redis: give it back
+            self._par_held[key] -= 1
+            self._releases[key] = self._releases.get(key, 0) + 1
+            self._start_releaser()
+
+    def _start_releaser(self) -> None:
+        if self._releaser is None and self._client is not None:
+            self._releaser = asyncio.get_running_loop().create_task(
+                self._flush_releases(), name="llmplex-redis-release"
+            )
+
+    async def _flush_releases(self) -> None:
+        """Send the pending slot releases, one pipeline per batch; kept for the next try if Redis fails."""
+        try:
+            while self._releases and self._client is not None:
+                releases, self._releases = self._releases, {}
+                try:
+                    async with self._client.pipeline(transaction=False) as pipe:
+                        for key, count in releases.items():
+                            pipe.hincrby(f"{self._base(self._by_id[key])}:par", self.instance, -count)
+                        await pipe.execute()
+                except _FAILURES as exc:
+                    for key, count in releases.items():
+                        self._releases[key] = self._releases.get(key, 0) + count
+                    self._trip(exc)
+                    return  # the next sync tries again
+        finally:
+            self._releaser = None
 
     def record_success(self, deployment: Deployment, latency_ms: float, tokens: int, *, whole: bool = True) -> None:
         super().record_success(deployment, latency_ms, tokens, whole=whole)
@@ -300,7 +350,8 @@ class RedisState(RouterState):
         while True:
             await asyncio.sleep(SYNC_INTERVAL)
             try:
-                await self.sync_once()
+                if await self.sync_once() and self._releases:
+                    self._start_releaser()
             except Exception as exc:  # an unexpected reply must not end sharing for the life of the process
                 self._trip(exc)
 
