@@ -1,10 +1,11 @@
 """What the endpoints beyond chat share: the JSON body, model names -> router groups, refused fields, the
-route headers of an answer, and routing one call through the router (``routed``)."""
+route headers of an answer, routing one call through the router (``routed``), and a virtual key's model
+list, budget, limits and spend (``key_admit`` before the upstream call, ``key_headers`` on the answer)."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 from starlette.requests import Request
@@ -17,10 +18,18 @@ from llmplex.proxy.routes import ProxyState, state_of
 from llmplex.router.deployments import Deployment
 from llmplex.router.operations import route_operation
 
+if TYPE_CHECKING:
+    from llmplex.proxy.access_log import RequestRecord
+    from llmplex.proxy.keys.limits import Admission
+    from llmplex.proxy.keys.model import Principal
+
 __all__ = [
     "deployment_headers",
     "group_of",
     "json_body",
+    "key_admit",
+    "key_headers",
+    "principal_of",
     "model_labels",
     "routed",
     "strip_fields",
@@ -30,12 +39,16 @@ T = TypeVar("T")
 
 # what the proxy reads and never forwards; retries are the router's business
 _DROPPED = ("num_retries", "max_retries", "litellm_logging_obj", "user_config")
+# where ``json_body`` leaves the caller ``auth.check`` found (None: the master key, or auth off)
+PRINCIPAL_SCOPE_KEY = "llmplex.principal"
+
+Admitted = tuple["Principal", "Admission | None"]
 
 
 async def json_body(request: Request) -> tuple[ProxyState, AsyncClient, dict[str, Any]]:
     """Authenticate, read and parse the body (a JSON object); raises ``ProxyError``s."""
     state = state_of(request)
-    state.auth.check(request.headers)
+    request.scope[PRINCIPAL_SCOPE_KEY] = state.auth.check(request.headers)
     config = state.config
     raw = await read_body(request, config.max_request_body_bytes, config.request_body_timeout, state.deadlines)
     try:
@@ -112,3 +125,34 @@ def routed(
         return send(deployment.params, deployment.model)
 
     return route_operation(state.router, group, on, stats=stats)
+
+
+def principal_of(request: Request) -> Principal | None:
+    """The virtual key's caller that authentication found for this request; None for the master key."""
+    principal: Principal | None = request.scope.get(PRINCIPAL_SCOPE_KEY)
+    return principal
+
+
+async def key_admit(
+    request: Request, state: ProxyState, labels: list[str], record: RequestRecord | None, *, charge: bool = True
+) -> Admitted | None:
+    """What ``chat_completions`` does for a virtual key (ARCHITECTURE "Virtual keys"): the key's model list
+    (403), then, with ``charge``, budget (422), rpm/tpm/parallel limits (429) and spend when the answer is
+    over. None for the master key."""
+    principal = principal_of(request)
+    keys = state.keys
+    if principal is None or keys is None:
+        return None
+    if not charge:
+        keys.check_models(principal, labels)
+        return None
+    return principal, await keys.before_request(principal, labels, record)
+
+
+def key_headers(
+    state: ProxyState, admitted: Admitted | None, record: RequestRecord | None
+) -> list[tuple[bytes, bytes]]:
+    """LiteLLM's per-key response headers (spend, limits) for an admitted virtual-key call; [] otherwise."""
+    if admitted is None or state.keys is None:
+        return []
+    return state.keys.charges.headers(admitted[0], admitted[1], record)

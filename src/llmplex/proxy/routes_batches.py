@@ -26,6 +26,7 @@ from llmplex.batches.input_file import MAX_FILE_BYTES, iter_lines, store_upload
 from llmplex.exceptions import BadRequestError
 from llmplex.proxy.batch_service import BatchService
 from llmplex.proxy.disconnect import ClientDisconnected
+from llmplex.proxy.endpoint_common import PRINCIPAL_SCOPE_KEY, principal_of
 from llmplex.proxy.errors import ProxyError, error_response
 from llmplex.proxy.native_batches import native_owner
 from llmplex.proxy.request import read_body
@@ -51,7 +52,7 @@ def _guarded(handler: Handler) -> Handler:
 
     async def endpoint(request: Request) -> Response:
         try:
-            state_of(request).auth.check(request.headers)
+            request.scope[PRINCIPAL_SCOPE_KEY] = state_of(request).auth.check(request.headers)
             return await handler(request)
         except ClientDisconnected:
             return Response(status_code=499)  # nobody left to answer (nginx's code, as the chat route does)
@@ -264,7 +265,10 @@ async def create_batch(request: Request) -> Response:
     if source is None or source["kind"] != "upload":
         raise ProxyError(400, f"input_file_id {file_id!r} is not an uploaded batch input file", param="input_file_id")
     path = Path(source["path"])
-    total, groups = await asyncio.to_thread(_check_models, path, state.router.group_for)
+    total, groups, names = await asyncio.to_thread(_check_models, path, state.router.group_for)
+    principal = principal_of(request)
+    if principal is not None and state.keys is not None:  # a virtual key: every line's model must be on its list
+        state.keys.check_models(principal, sorted(names))
     now = time.time()
     batch_id = "batch_" + os.urandom(12).hex()
     row: dict[str, Any] = {
@@ -291,10 +295,12 @@ async def create_batch(request: Request) -> Response:
     return _json(_batch_object({**empty, **row, "completed": 0, "failed": 0}))
 
 
-def _check_models(path: Path, group_for: Callable[[str], str | None]) -> tuple[int, set[str]]:
-    """The number of lines and the groups they name; an unknown model is a 400 naming its line (blocking)."""
+def _check_models(path: Path, group_for: Callable[[str], str | None]) -> tuple[int, set[str], set[str]]:
+    """The number of lines, the groups and the model names they name; an unknown model is a 400 naming its
+    line (blocking)."""
     count = 0
     groups: set[str] = set()
+    names: set[str] = set()
     for number, line in iter_lines(path):
         model = line["body"]["model"]
         group = group_for(model)
@@ -302,8 +308,9 @@ def _check_models(path: Path, group_for: Callable[[str], str | None]) -> tuple[i
             message = f"Invalid batch input, line {number}: unknown model {model!r}"
             raise BadRequestError(message, param="model", code="model_not_found")
         groups.add(group)
+        names.add(model)
         count += 1
-    return count, groups
+    return count, groups, names
 
 
 def _chunked(path: Path, size: int = 2_000) -> Iterator[list[tuple[int, str, str]]]:

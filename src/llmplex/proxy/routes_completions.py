@@ -15,10 +15,19 @@ from starlette.responses import Response
 from llmplex._sse import encode_data, encode_done
 from llmplex.client import AsyncClient
 from llmplex.endpoint_types import TextCompletionResponse
-from llmplex.proxy.access_log import record_of
+from llmplex.proxy.access_log import RequestRecord, record_of
 from llmplex.proxy.byte_stream import ByteStreamResponse
 from llmplex.proxy.disconnect import ClientDisconnected, until_disconnect
-from llmplex.proxy.endpoint_common import deployment_headers, group_of, json_body, model_labels, routed, strip_fields
+from llmplex.proxy.endpoint_common import (
+    deployment_headers,
+    group_of,
+    json_body,
+    key_admit,
+    key_headers,
+    model_labels,
+    routed,
+    strip_fields,
+)
 from llmplex.proxy.errors import ProxyError, error_event, error_response
 from llmplex.proxy.params import check_params
 from llmplex.proxy.routes import JSONBytesResponse, ProxyState
@@ -46,8 +55,11 @@ async def completions(request: Request) -> Response | JSONBytesResponse | ByteSt
         group = group_of(state, labels[0])
         if record is not None:
             record.models, record.model, record.stream = labels, labels[0], bool(body.get("stream"))
-        work = _answer(state, client, labels[0], group, prompt, body)
-        return await until_disconnect(work, request.receive, _release)
+        admitted = await key_admit(request, state, labels, record)
+        work = _answer(state, client, labels[0], group, prompt, body, record)
+        answer = await until_disconnect(work, request.receive, _release)
+        answer.raw_headers += key_headers(state, admitted, record)
+        return answer
     except ClientDisconnected:
         return Response(status_code=499)
     except Exception as exc:
@@ -87,7 +99,13 @@ def _release(answer: Response | JSONBytesResponse | ByteStreamResponse) -> None:
 
 
 async def _answer(
-    state: ProxyState, client: AsyncClient, label: str, group: str, prompt: Any, options: dict[str, Any]
+    state: ProxyState,
+    client: AsyncClient,
+    label: str,
+    group: str,
+    prompt: Any,
+    options: dict[str, Any],
+    record: RequestRecord | None,
 ) -> JSONBytesResponse | ByteStreamResponse:
     async def send(settings: Mapping[str, Any], model: str) -> TextCompletionResponse | TextCompletionStream:
         result = await client.text_completion(prompt, model, **{**settings, **options})
@@ -101,6 +119,15 @@ async def _answer(
 
     result, deployment = await routed(state, group, send, stats)
     headers = deployment_headers(label, deployment)
+    if record is not None:
+        record.deployment = deployment.model_id
+        usage = None if isinstance(result, TextCompletionStream) else result.usage
+        if usage is not None:  # what a virtual key's spend is priced from (a stream's is not known here)
+            record.usage = {
+                "prompt_tokens": usage.prompt_tokens,
+                "completion_tokens": usage.completion_tokens,
+                "total_tokens": usage.total_tokens,
+            }
     if isinstance(result, TextCompletionStream):
         return ByteStreamResponse(_chunks(result), result.close, error_event, headers=headers, tail=encode_done())
     return JSONBytesResponse(result.json_bytes(), headers)

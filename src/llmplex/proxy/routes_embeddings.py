@@ -22,9 +22,18 @@ from llmplex._embedding_call import ENCODING_FORMATS, normalize_input
 from llmplex.client import AsyncClient
 from llmplex.endpoint_types import EmbeddingResponse
 from llmplex.exceptions import AllModelsFailedError, BadRequestError
-from llmplex.proxy.access_log import record_of
+from llmplex.proxy.access_log import RequestRecord, record_of
 from llmplex.proxy.disconnect import ClientDisconnected, until_disconnect
-from llmplex.proxy.endpoint_common import deployment_headers, group_of, json_body, model_labels, routed, strip_fields
+from llmplex.proxy.endpoint_common import (
+    deployment_headers,
+    group_of,
+    json_body,
+    key_admit,
+    key_headers,
+    model_labels,
+    routed,
+    strip_fields,
+)
 from llmplex.proxy.errors import ProxyError, error_response, slot_error
 from llmplex.proxy.routes import JSONBytesResponse, ProxyState
 
@@ -51,8 +60,11 @@ async def embeddings(request: Request) -> Response | JSONBytesResponse:
         if record is not None:
             record.models = labels
             record.model = labels[0] if len(labels) == 1 else "multi"
-        work = _answer(state, client, labels, groups, inputs, body)
-        return await until_disconnect(work, request.receive)
+        admitted = await key_admit(request, state, labels, record)
+        work = _answer(state, client, labels, groups, inputs, body, record)
+        answer = await until_disconnect(work, request.receive)
+        answer.raw_headers += key_headers(state, admitted, record)
+        return answer
     except ClientDisconnected:
         return Response(status_code=499)
     except Exception as exc:
@@ -87,7 +99,13 @@ def _check(body: dict[str, Any]) -> Any:
 
 
 async def _answer(
-    state: ProxyState, client: AsyncClient, labels: list[str], groups: list[str], inputs: Any, options: dict[str, Any]
+    state: ProxyState,
+    client: AsyncClient,
+    labels: list[str],
+    groups: list[str],
+    inputs: Any,
+    options: dict[str, Any],
+    record: RequestRecord | None,
 ) -> Response | JSONBytesResponse:
     async def send(settings: Mapping[str, Any], model: str) -> EmbeddingResponse:
         result = await client.embedding(model, inputs, **{**settings, **options})
@@ -99,6 +117,10 @@ async def _answer(
 
     if len(groups) == 1:
         response, deployment = await routed(state, groups[0], send, stats)
+        if record is not None:  # what a virtual key's spend is priced from (keys/charge.py)
+            tokens = response.usage.prompt_tokens if response.usage else 0
+            record.deployment = deployment.model_id
+            record.usage = {"prompt_tokens": tokens, "completion_tokens": 0, "total_tokens": tokens}
         return JSONBytesResponse(response.json_bytes(), deployment_headers(labels[0], deployment))
     results = await gather_settled([functools.partial(routed, state, g, send, stats) for g in groups])
     errors = [r for r in results if isinstance(r, Exception)]

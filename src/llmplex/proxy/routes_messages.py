@@ -26,7 +26,16 @@ from llmplex.messages_stream import AnthropicStreamTranslator, encode_event
 from llmplex.proxy.access_log import RequestRecord, record_of
 from llmplex.proxy.byte_stream import ByteStreamResponse
 from llmplex.proxy.disconnect import ClientDisconnected, until_disconnect
-from llmplex.proxy.endpoint_common import deployment_headers, group_of, json_body, model_labels, routed, strip_fields
+from llmplex.proxy.endpoint_common import (
+    deployment_headers,
+    group_of,
+    json_body,
+    key_admit,
+    key_headers,
+    model_labels,
+    routed,
+    strip_fields,
+)
 from llmplex.proxy.errors import ProxyError, error_dict, error_status
 from llmplex.proxy.routes import JSONBytesResponse, ProxyState
 from llmplex.router.deployments import Deployment
@@ -50,8 +59,11 @@ async def messages_endpoint(request: Request) -> Response | JSONBytesResponse | 
             record.models, record.stream = labels, bool(body.get("stream"))
             record.model = labels[0] if len(labels) == 1 else "multi"
         headers = {name: request.headers[name] for name in _FORWARDED if name in request.headers}
+        admitted = await key_admit(request, state, labels, record)
         work = _answer(state, client, labels, groups, body, headers, record)
-        return await until_disconnect(work, request.receive, _release)
+        answer = await until_disconnect(work, request.receive, _release)
+        answer.raw_headers += key_headers(state, admitted, record)
+        return answer
     except ClientDisconnected:
         return Response(status_code=499)
     except Exception as exc:
@@ -71,6 +83,7 @@ async def count_tokens_endpoint(request: Request) -> Response:
         group = group_of(state, labels[0])
         if record is not None:
             record.models, record.model = labels, labels[0]
+        await key_admit(request, state, labels, record, charge=False)  # a key's model list only
         headers = {name: request.headers[name] for name in _FORWARDED if name in request.headers}
 
         async def send(settings: Mapping[str, Any], model: str) -> bytes:

@@ -20,6 +20,7 @@ class KeyCache:
         self.keys: dict[str, Entity] = {}
         self.users: dict[str, Entity] = {}
         self.teams: dict[str, Entity] = {}
+        self._principals: dict[str, Principal] = {}  # token -> caller, rebuilt with the content (not per request)
         self.epoch = -1  # the store's epoch this content reflects; -1: never loaded
         self.loaded = False
 
@@ -33,6 +34,7 @@ class KeyCache:
             entity.spend += unsent.get((entity.kind, entity.id), 0.0)
             tables[entity.kind][entity.id] = entity
         self.keys, self.users, self.teams = tables["key"], tables["user"], tables["team"]
+        self._principals = {token: self._build(key) for token, key in self.keys.items()}
         self.epoch = epoch
         self.loaded = True
 
@@ -41,17 +43,26 @@ class KeyCache:
 
     def put(self, entity: Entity) -> None:
         self._table(entity.kind)[entity.id] = entity
+        if entity.kind == "key":
+            self._principals[entity.id] = self._build(entity)
+        else:  # the keys of this user or team now point at the new object
+            self._principals = {token: self._build(key) for token, key in self.keys.items()}
 
     def remove(self, kind: Kind, id_: str) -> None:
         self._table(kind).pop(id_, None)
+        if kind == "key":
+            self._principals.pop(id_, None)
+        else:
+            self._principals = {token: self._build(key) for token, key in self.keys.items()}
 
-    def principal(self, token: str) -> Principal | None:
-        key = self.keys.get(token)
-        if key is None:
-            return None
+    def _build(self, key: Entity) -> Principal:
         user = self.users.get(key.user_id) if key.user_id else None
         team = self.teams.get(key.team_id) if key.team_id else None
         return Principal(key, user, team)
+
+    def principal(self, token: str) -> Principal | None:
+        """The caller of a key (its hash): one dict lookup, the same object until the content changes."""
+        return self._principals.get(token)
 
     def entities(self) -> Iterable[Entity]:
         yield from self.keys.values()

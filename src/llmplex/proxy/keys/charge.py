@@ -29,6 +29,15 @@ __all__ = ["Charges"]
 
 logger = logging.getLogger("llmplex.proxy.keys")
 
+# LiteLLM's call_type per route (anything else that serves a model is a chat completion)
+_CALL_TYPES = {
+    "/v1/embeddings": "aembedding",
+    "/embeddings": "aembedding",
+    "/v1/completions": "atext_completion",
+    "/completions": "atext_completion",
+    "/v1/messages": "anthropic_messages",
+}
+
 
 class Charges:
     def __init__(self, service: KeyService, config: ProxyConfig) -> None:
@@ -53,7 +62,7 @@ class Charges:
             )
 
     async def admit(self, principal: Principal) -> Admission | None:
-        limited = principal.limited()
+        limited = principal.limits
         if not limited:
             return None
         return await self.service.limiter.admit(limited)
@@ -64,13 +73,7 @@ class Charges:
         """LiteLLM's per-key response headers (spend includes this answer's cost when it is known already)."""
         key = principal.key
         cost = self._cost(record, None) if record is not None and record.response is not None else 0.0
-        spend = key.current_spend(time.time()) + cost
-        out = [
-            (b"x-litellm-key-spend", repr(spend).encode()),
-            (b"x-litellm-key-max-budget", str(key.max_budget).encode()),
-            (b"x-litellm-key-rpm-limit", str(key.rpm_limit).encode()),
-            (b"x-litellm-key-tpm-limit", str(key.tpm_limit).encode()),
-        ]
+        out = [(b"x-litellm-key-spend", repr(key.current_spend(time.time()) + cost).encode()), *key.static_headers]
         if admission is not None:
             out += admission.headers
         return out
@@ -78,41 +81,46 @@ class Charges:
     def finish(self, principal: Principal, admission: Admission | None, record: RequestRecord) -> None:
         """The request is over (answered, failed or abandoned): release, count, charge, log."""
         usage = _usage(record)
-        tokens = usage.get("total_tokens", 0) if usage else 0
+        if usage:
+            prompt, completion, tokens = (
+                usage.get("prompt_tokens", 0),
+                usage.get("completion_tokens", 0),
+                usage.get("total_tokens", 0),
+            )
+        else:
+            prompt = completion = tokens = 0
         if admission is not None:
             self.service.limiter.release(admission, tokens)
         ok = 200 <= record.status < 300 and record.error is None
         cost = self._cost(record, usage) if ok else 0.0
-        cache = self.service.cache
         if cost:
-            for entity in principal.entities():  # the cache's current object: a reload may have replaced it
-                current = cache.get(entity.kind, entity.id)
+            tables = self.service.cache
+            for entity in principal.all:  # the cache's current object: a reload may have replaced it
+                current = tables.get(entity.kind, entity.id)
                 if current is not None:
                     current.spend += cost
         end = time.time()
         key = principal.key
         deployment = self._deployments.get(record.deployment or "")
-        self.service.writer.add(
-            principal,
+        # a tuple in the log table's column order (repository.LOG_COLUMNS); metadata is encoded at flush time
+        row = (
+            f"{random.getrandbits(96):024x}",
+            key.id,
+            key.user_id,
+            key.team_id,
+            deployment.model if deployment else record.model,
+            record.model,
+            _CALL_TYPES.get(record.route, "acompletion"),
             cost,
-            {
-                "request_id": f"{random.getrandbits(96):024x}",
-                "api_key": key.id,
-                "user": key.user_id,
-                "team_id": key.team_id,
-                "model": deployment.model if deployment else record.model,
-                "model_group": record.model,
-                "call_type": "acompletion",
-                "spend": cost,
-                "prompt_tokens": usage.get("prompt_tokens", 0) if usage else 0,
-                "completion_tokens": usage.get("completion_tokens", 0) if usage else 0,
-                "total_tokens": tokens,
-                "start_time": end - (time.perf_counter() - record.started),
-                "end_time": end,
-                "status": "success" if ok else "failure",
-                "metadata": {"x_request_id": record.request_id, "status_code": record.status},
-            },
+            prompt,
+            completion,
+            tokens,
+            end - (time.perf_counter() - record.started),
+            end,
+            "success" if ok else "failure",
+            (record.request_id, record.status),
         )
+        self.service.writer.add(principal, cost, row)
 
     def _cost(self, record: RequestRecord, usage: dict[str, int] | None) -> float:
         try:

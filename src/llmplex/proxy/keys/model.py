@@ -86,6 +86,16 @@ class Entity:
     team_id: str | None = None  # keys only
     expires: float | None = None  # keys only
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    # keys only: LiteLLM's limit headers, encoded once per cached key (the request path only appends them)
+    static_headers: tuple[tuple[bytes, bytes], ...] = field(default=(), compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.kind == "key":
+            self.static_headers = (
+                (b"x-litellm-key-max-budget", str(self.max_budget).encode()),
+                (b"x-litellm-key-rpm-limit", str(self.rpm_limit).encode()),
+                (b"x-litellm-key-tpm-limit", str(self.tpm_limit).encode()),
+            )
 
     def current_spend(self, now: float) -> float:
         """Spend in the current budget window: a window that ended counts as reset, even before the DB says so."""
@@ -98,19 +108,29 @@ class Entity:
         return bool(self.rpm_limit or self.tpm_limit or self.max_parallel_requests)
 
 
-@dataclass(slots=True)
 class Principal:
-    """Who is calling: the key and, when it has them, its user and team."""
+    """Who is calling: the key and, when it has them, its user and team.
 
-    key: Entity
-    user: Entity | None = None
-    team: Entity | None = None
+    Built by the cache once per key and content version (not per request): ``all`` and ``limits``
+    are the tuples the request path iterates.
+    """
 
-    def entities(self) -> list[Entity]:
-        return [e for e in (self.key, self.user, self.team) if e is not None]
+    __slots__ = ("all", "key", "limits", "team", "user")
 
-    def limited(self) -> list[Entity]:
-        return [e for e in (self.key, self.user, self.team) if e is not None and e.limited]
+    def __init__(self, key: Entity, user: Entity | None = None, team: Entity | None = None) -> None:
+        self.key, self.user, self.team = key, user, team
+        self.all = tuple(e for e in (key, user, team) if e is not None)
+        self.limits = tuple(e for e in self.all if e.limited)
+
+    def entities(self) -> tuple[Entity, ...]:
+        return self.all
+
+    def limited(self) -> tuple[Entity, ...]:
+        return self.limits
+
+    def __repr__(self) -> str:
+        key = self.key
+        return f"Principal(key={key.alias or key.key_name!r}, user={key.user_id!r}, team={key.team_id!r})"
 
 
 def model_allowed(name: str, models: Collection[str], groups_of: Mapping[str, Collection[str]]) -> bool:

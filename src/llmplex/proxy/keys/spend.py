@@ -28,15 +28,15 @@ _MAX_BACKOFF = 10.0
 @dataclass(slots=True)
 class _Pending:
     amounts: defaultdict[tuple[Kind, str], float]
-    rows: list[dict[str, Any]]
+    rows: list[tuple[Any, ...]]
 
 
 class SpendWriter:
     def __init__(
         self,
-        write: Callable[[dict[tuple[Kind, str], float], list[dict[str, Any]]], Awaitable[None]],
+        write: Callable[[dict[tuple[Kind, str], float], list[tuple[Any, ...]]], Awaitable[None]],
         *,
-        interval: float = 0.25,
+        interval: float = 0.5,
         max_rows: int = 200_000,
     ) -> None:
         self._write = write  # one transaction; raises when the database cannot take it
@@ -51,10 +51,10 @@ class SpendWriter:
         self.last_success: float | None = None
         self._backoff = 0.0
 
-    def add(self, principal: Principal, cost: float, row: dict[str, Any]) -> None:
+    def add(self, principal: Principal, cost: float, row: tuple[Any, ...]) -> None:
         pending = self._pending
         if cost:
-            for entity in principal.entities():
+            for entity in principal.all:
                 pending.amounts[(entity.kind, entity.id)] += cost
         pending.rows.append(row)
         if len(pending.rows) > self.max_rows:
