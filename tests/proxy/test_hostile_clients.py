@@ -98,6 +98,13 @@ async def test_provider_fields_in_extra_body_still_pass(proxy: ProxyServer, mode
     assert body["choices"][0]["message"]["content"]
 
 
+async def test_an_integral_number_is_an_integer_as_in_json_schema(proxy: ProxyServer) -> None:
+    """The OpenAPI document says integer; JSON Schema counts 2.0 as one (schemathesis sends such values)."""
+    extra = {"generationConfig": {"candidateCount": 1.0}}
+    status, body = await _post(proxy, {"model": "gemini", "messages": MESSAGES, "max_tokens": 5.0, "extra_body": extra})
+    assert status == 200, body
+
+
 # ------------------------------------------------------------------ malformed inputs (issue 17 #12)
 
 

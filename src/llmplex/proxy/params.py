@@ -125,7 +125,8 @@ def check_extra_body(extra: Any, forbidden: tuple[str, ...]) -> None:
     for name in ("generationConfig", "generation_config"):
         config = extra.get(name)
         count = config.get("candidateCount", 1) if isinstance(config, dict) else 1
-        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= _MAX_CANDIDATES:
+        integral = isinstance(count, int) or (isinstance(count, float) and count.is_integer())  # 2.0 is 2 in JSON
+        if isinstance(count, bool) or not integral or not 1 <= count <= _MAX_CANDIDATES:
             raise ProxyError(
                 400,
                 f"'extra_body.{name}.candidateCount' must be an integer between 1 and {_MAX_CANDIDATES}",
