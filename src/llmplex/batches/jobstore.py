@@ -154,7 +154,10 @@ class JobStore:
                 pick.batch_id == batch_id,
                 or_(pick.state == PENDING, and_(pick.state == RUNNING, pick.lease_until < now)),
                 # a cancelled (or ended) batch gives no more lines, whatever a replica's cached list says
-                select(batches.c.id).where(batches.c.id == batch_id, batches.c.status == "in_progress").exists(),
+                # an expired one neither: the executor then finalizes it (as expired) once its lines in flight end
+                select(batches.c.id)
+                .where(batches.c.id == batch_id, batches.c.status == "in_progress", batches.c.expires_at > now)
+                .exists(),
             )
             .order_by(pick.idx)
             .limit(n)
