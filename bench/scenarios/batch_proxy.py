@@ -109,9 +109,14 @@ def throughput_and_live(ctx: RunContext, tmp: Path, n: int) -> dict[str, Any]:
     peak_rss = 0.0
     try:
         with _client(port) as client:
-            for _ in range(20):  # warm both connections
-                _post(proxy_conn, "/v1/chat/completions", MASTER_KEY)
-                _post(direct_conn, "/v1/chat/completions", "sk-bench")
+            idle_proxy: list[float] = []
+            idle_direct: list[float] = []
+            for i in range(220):  # the first 20 warm both connections; the rest: added latency with no batch
+                a = _post(proxy_conn, "/v1/chat/completions", MASTER_KEY)
+                b = _post(direct_conn, "/v1/chat/completions", "sk-bench")
+                if i >= 20:
+                    idle_proxy.append(a)
+                    idle_direct.append(b)
             batch_id = _create(client, n)
             t0 = time.perf_counter()  # the batch's own stamps are whole seconds
             deadline = time.monotonic() + 1800
@@ -138,6 +143,7 @@ def throughput_and_live(ctx: RunContext, tmp: Path, n: int) -> dict[str, Any]:
         "failed": counts.failed if counts else 0,
         "wall_s": wall,
         "peak_rss_mb": peak_rss,
+        "idle_added_ms": _p50(idle_proxy) - _p50(idle_direct),
         "live_proxy_ms": via_proxy,
         "live_direct_ms": direct,
     }
@@ -249,6 +255,7 @@ def proxy_rows(ctx: RunContext, result: ScenarioResult, tmp: Path, n: int) -> No
                     fmt(_p50(live["live_proxy_ms"]), 2, " ms"),
                     fmt(_p50(live["live_direct_ms"]), 2, " ms"),
                     fmt(added, 2, " ms"),
+                    fmt(live["idle_added_ms"], 2, " ms"),
                 ]
             ],
         )

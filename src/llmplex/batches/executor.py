@@ -41,11 +41,23 @@ class ExecutorSettings:
     lease_seconds: float = 60.0
     flush_interval: float = 0.05
     idle_poll: float = 0.5
+    # live traffic first: while live requests are being served (``Executor(live=)``) and the event loop runs
+    # late by more than this (seconds), fewer lines are started (x0.75 per late tick, +concurrency/64 per
+    # punctual one); None: always ``concurrency``
+    max_loop_lag: float | None = 0.002
 
 
 class Executor:
-    def __init__(self, jobs: JobStore, send: Send, settings: ExecutorSettings | None = None) -> None:
+    def __init__(
+        self,
+        jobs: JobStore,
+        send: Send,
+        settings: ExecutorSettings | None = None,
+        live: Callable[[], int] | None = None,
+    ) -> None:
+        """``live``: how many live requests the process is serving now (None: the batch has the loop to itself)."""
         self.jobs = jobs
+        self.live = live
         self.send = send
         self.settings = settings or ExecutorSettings()
         self.owner = f"{os.getpid()}-{os.urandom(6).hex()}"
@@ -62,6 +74,7 @@ class Executor:
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self.sent = 0  # lines sent by this process (the kill test reads it)
+        self._limit = self.settings.concurrency  # lines in flight allowed now (lowered while the loop runs late)
 
     def start(self) -> None:
         if not self._tasks:
@@ -70,6 +83,8 @@ class Executor:
                 asyncio.create_task(self._flush_loop(), name="llmplex-batch-results"),
                 asyncio.create_task(self._renew_loop(), name="llmplex-batch-leases"),
             ]
+            if self.settings.max_loop_lag is not None and self.live is not None:
+                self._tasks.append(asyncio.create_task(self._lag_loop(), name="llmplex-batch-loop-lag"))
 
     def wake(self) -> None:
         """A batch was created or cancelled: look for work now instead of at the next idle poll."""
@@ -147,7 +162,7 @@ class Executor:
             await self._slot_freed.wait()
 
     def _dispatch(self) -> None:
-        while self._ready and len(self._in_flight) < self.settings.concurrency and not self._stopping.is_set():
+        while self._ready and len(self._in_flight) < self._limit and not self._stopping.is_set():
             task = asyncio.create_task(self._run(self._ready.popleft()))
             self._in_flight.add(task)
             task.add_done_callback(self._done)
@@ -204,6 +219,28 @@ class Executor:
             if await self.jobs.finalize(batch_id):
                 self._draining.discard(batch_id)
                 logger.info("batch %s ended", batch_id)
+
+    async def _lag_loop(self) -> None:
+        """Below live traffic on the event loop too: the batch's sends, answers and writes share the loop with
+        live requests, and a loop kept busy by a batch delays every live request by as much as it runs late."""
+        settings = self.settings
+        assert settings.max_loop_lag is not None and self.live is not None
+        floor, step, tick = min(4, settings.concurrency), max(1, settings.concurrency // 64), 0.01
+        loop = asyncio.get_running_loop()
+        last_live = -1e9
+        while True:
+            start = loop.time()
+            if await self._pause(tick):
+                return
+            now = loop.time()
+            if self.live():
+                last_live = now
+            late = now - start - tick
+            if late > settings.max_loop_lag and now - last_live < 1.0:
+                self._limit = max(floor, int(self._limit * 0.75))
+            elif self._limit < settings.concurrency:
+                self._limit = min(settings.concurrency, self._limit + step)
+                self._dispatch()
 
     async def _renew_loop(self) -> None:
         while not await self._pause(self.settings.lease_seconds / 3):
