@@ -244,6 +244,7 @@ def proxy_rows(ctx: RunContext, result: ScenarioResult, tmp: Path, n: int) -> No
                 "live p50 proxy",
                 "live p50 direct",
                 "added",
+                "added, no batch",
             ],
             [
                 [
