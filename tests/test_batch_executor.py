@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import statistics
 import time
 from typing import Any
 
@@ -170,5 +171,52 @@ async def test_a_clean_stop_gives_its_claims_back(sqlite_url: str, client: Async
         finally:
             await again.stop()
         assert (batch["completed"], batch["failed"]) == (39, 1)
+    finally:
+        await store.close()
+
+
+def _busy(seconds: float) -> None:
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
+@pytest.mark.parametrize("live", [0, 1])
+async def test_executor_yields_the_loop_to_live_requests(tmp_path: Any, live: int) -> None:
+    """A send that holds the event loop (a saturated core): with live requests being served the executor
+    lowers its lines in flight; with none it keeps its full concurrency."""
+    store = Store(f"sqlite:///{tmp_path / 'lag.db'}")
+    await store.open()
+    try:
+        jobs = JobStore(store)
+        await _new_batch(jobs, "batch_lag", 2000)
+        in_flight, samples = 0, []
+        started = time.monotonic()
+
+        async def send(body: str) -> tuple[int, str]:
+            nonlocal in_flight
+            in_flight += 1
+            if time.monotonic() - started > 0.5:  # after the throttle had time to act
+                samples.append(in_flight)
+            try:
+                _busy(0.0005)  # CPU on the loop: with 64 in flight it runs tens of ms late
+                await asyncio.sleep(0.05)
+            finally:
+                in_flight -= 1
+            return 200, "{}"
+
+        settings = ExecutorSettings(concurrency=64, claim_size=64)
+        executor = Executor(jobs, send, settings, live=lambda: live)
+        executor.start()
+        try:
+            batch = await _until_ended(jobs, "batch_lag", timeout=60)
+        finally:
+            await executor.stop()
+        assert batch["status"] == "completed" and batch["completed"] == 2000
+        typical = statistics.median(samples)
+        if live:
+            assert typical < 40, typical
+        else:
+            assert typical >= 44, typical
     finally:
         await store.close()
