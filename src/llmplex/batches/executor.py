@@ -5,9 +5,9 @@ One ``Executor`` per proxy process. It claims lines of the oldest ``in_progress`
 Router at batch priority), and writes results in groups (every ``flush_interval`` or
 ``flush_size`` results) so a 100,000-line batch costs a few hundred transactions, not 100,000.
 It keeps one claim (a quarter of ``concurrency``) ready ahead of the free slots. Leases of lines in
-flight are renewed while they run. After a kill the lines it had claimed (at most ``concurrency`` plus
-one claim) return to the pool when their lease ends; only those can be sent twice, and only one
-result per line is kept.
+flight are renewed while they run. After a kill the lines it had claimed (those in flight, fewer than
+two claims' worth waiting for a slot, and answers not yet written) return to the pool when their lease
+ends; only those can be sent twice, and only one result per line is kept.
 A database outage pauses it (with backoff); it never takes the process down.
 """
 
