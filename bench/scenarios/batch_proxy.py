@@ -7,6 +7,7 @@ directly (same model, 0 ms), so both sides see the same loaded emulator; added l
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import io
 import json
@@ -32,12 +33,12 @@ CONCURRENCY = 256  # llmplex_settings.batch_concurrency (the default): ~2,500 li
 _LIVE_BODY = json.dumps({"model": LIVE_MODEL, "messages": [{"role": "user", "content": "hi"}]}).encode()
 
 
-def _config(tmp: Path, name: str, upstream_base: str, lease: float) -> Path:
+def _config(tmp: Path, name: str, upstream_base: str, lease: float, database_url: str | None = None) -> Path:
     params = {"api_base": upstream_base, "api_key": "sk-bench"}
     models = [
         {"model_name": m, "litellm_params": {"model": f"openai/{m}", **params}} for m in (BATCH_MODEL, LIVE_MODEL)
     ]
-    config = {
+    config: dict[str, Any] = {
         "model_list": models,
         "general_settings": {"master_key": MASTER_KEY},
         "llmplex_settings": {
@@ -46,6 +47,8 @@ def _config(tmp: Path, name: str, upstream_base: str, lease: float) -> Path:
             "batch_lease_seconds": lease,
         },
     }
+    if database_url:
+        config["general_settings"]["database_url"] = database_url
     path = tmp / f"{name}.yaml"
     path.write_text(json.dumps(config))
     return path
@@ -199,6 +202,43 @@ def kill_restart(ctx: RunContext, tmp: Path, n: int) -> dict[str, Any]:
     }
 
 
+def replicas(ctx: RunContext, tmp: Path, n: int, pg_url: str, count: int) -> dict[str, Any]:
+    """``count`` proxies on one PostgreSQL database run one batch (created on the first): lines/s from creation
+    to the end, and whether every line is in the output exactly once. Both share the SUT core."""
+    up = ctx.upstream()
+    ports = [free_port() for _ in range(count)]
+    procs = []
+    try:
+        for i, port in enumerate(ports):
+            config = _config(tmp, f"replica{count}-{i}", up.openai_base, 10.0, pg_url)
+            procs.append(_start(ctx, f"proxy-batch-replica{count}-{i}", config, port))
+        with _client(ports[0]) as client:
+            batch_id = _create(client, n)
+            t0 = time.perf_counter()
+            deadline = time.monotonic() + 1800
+            batch = client.batches.retrieve(batch_id)
+            while batch.status != "completed" and time.monotonic() < deadline:
+                time.sleep(0.25)
+                batch = client.batches.retrieve(batch_id)
+            wall = time.perf_counter() - t0
+            ids: list[str] = []
+            if batch.output_file_id:
+                text = client.files.content(batch.output_file_id).text
+                ids = [json.loads(line)["custom_id"] for line in text.splitlines()]
+    finally:
+        for proc in procs:
+            ctx.registry.stop(proc)
+    return {
+        "replicas": count,
+        "n": n,
+        "status": batch.status,
+        "wall_s": wall,
+        "rate": n / wall,
+        "lost": len({f"r{i}" for i in range(n)} - set(ids)),
+        "duplicated": len(ids) - len(set(ids)),
+    }
+
+
 def _p50(values: list[float]) -> float:
     return statistics.median(values) if values else math.nan
 
@@ -221,6 +261,7 @@ def proxy_rows(ctx: RunContext, result: ScenarioResult, tmp: Path, n: int) -> No
         "live": {k: v for k, v in live.items() if not k.startswith("live_")},
         "kill": killed,
     }
+    _replica_rows(ctx, result, tmp, 3_000 if ctx.settings.quick else 50_000)
     if "error" in live:
         result.notes.append(f"proxy batch run failed: {live['error']}")
     else:
@@ -289,4 +330,36 @@ def proxy_rows(ctx: RunContext, result: ScenarioResult, tmp: Path, n: int) -> No
         "kill -9 at ~30 %: 0 lines lost, re-sent <= in flight",
         f"lost {killed['lost']}, re-sent {killed['resent']} <= {killed['in_flight_at_kill']}",
         ok,
+    )
+
+
+def _replica_rows(ctx: RunContext, result: ScenarioResult, tmp: Path, n: int) -> None:
+    from bench.scenarios.batch_jobs import PG_HOST, _pg_admin
+
+    outs = []
+    for count in (1, 2):
+        name = f"llmplex_bench_replicas_{count}"
+        ctx.log(f"batch-jobs: {n:,} lines on {count} replica(s), one PostgreSQL")
+        try:
+            _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            _pg_admin(f'CREATE DATABASE "{name}"')
+            outs.append(replicas(ctx, tmp, n, f"{PG_HOST}/{name}", count))
+        except Exception as exc:  # reported; the other rows stand
+            result.notes.append(f"{count} replica run failed: {type(exc).__name__}: {exc}")
+            return
+        finally:
+            with contextlib.suppress(Exception):
+                _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    result.raw["proxy"]["replicas"] = outs
+    result.table(
+        f"{n:,} lines, proxies on one PostgreSQL (both on the SUT core)",
+        ["replicas", "lines/s", "lost", "duplicated", "final status"],
+        [[str(o["replicas"]), fmt(o["rate"], 0), str(o["lost"]), str(o["duplicated"]), o["status"]] for o in outs],
+    )
+    two = outs[-1]
+    result.target(
+        15,
+        "two replicas on one PostgreSQL: every line exactly once",
+        f"lost {two['lost']}, duplicated {two['duplicated']}; {two['rate']:,.0f} vs {outs[0]['rate']:,.0f} lines/s",
+        two["lost"] == 0 and two["duplicated"] == 0 and two["status"] == "completed",
     )
