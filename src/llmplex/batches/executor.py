@@ -76,6 +76,11 @@ class Executor:
         self.sent = 0  # lines sent by this process (the kill test reads it)
         self._limit = self.settings.concurrency  # lines in flight allowed now (lowered while the loop runs late)
 
+    @property
+    def limit(self) -> int:
+        """Lines in flight allowed now: ``concurrency``, lower while live requests wait on a late loop."""
+        return self._limit
+
     def start(self) -> None:
         if not self._tasks:
             self._tasks = [
