@@ -201,10 +201,14 @@ class Executor:
 
     async def _flush_loop(self) -> None:
         while not await self._pause(self.settings.flush_interval):
+            # taken before the flush: a result that arrives while it writes touches the next round's set (taken
+            # after, its batch would be tried before that result was written, and never again)
+            touched, self._touched = self._touched, set()
             try:
                 await self._flush()
-                await self._finalize()
+                await self._finalize(touched)
             except Exception as exc:  # kept in memory and retried; a kill loses them, and their lines rerun
+                self._touched |= touched
                 logger.warning("batch results not written yet: %s", exc)
                 await self._pause(1.0)
 
@@ -218,8 +222,7 @@ class Executor:
             self._results[:0] = results  # kept for the next try
             raise
 
-    async def _finalize(self) -> None:
-        touched, self._touched = self._touched, set()
+    async def _finalize(self, touched: set[str]) -> None:
         for batch_id in touched:
             if await self.jobs.finalize(batch_id):
                 self._draining.discard(batch_id)
