@@ -172,3 +172,42 @@ async def test_a_clean_stop_gives_its_claims_back(sqlite_url: str, client: Async
         assert (batch["completed"], batch["failed"]) == (39, 1)
     finally:
         await store.close()
+
+
+def _busy(seconds: float) -> None:
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
+@pytest.mark.parametrize("live", [0, 1])
+async def test_executor_yields_the_loop_to_live_requests(tmp_path: Any, live: int) -> None:
+    """A send that holds the event loop (a saturated core): with live requests being served the executor
+    lowers the lines in flight it allows; with none it keeps its full concurrency."""
+    store = Store(f"sqlite:///{tmp_path / 'lag.db'}")
+    await store.open()
+    try:
+        jobs = JobStore(store)
+        await _new_batch(jobs, "batch_lag", 2000)
+        samples: list[int] = []
+
+        async def send(body: str) -> tuple[int, str]:
+            samples.append(executor.limit)
+            _busy(0.0005)  # CPU on the loop: with 64 in flight it runs tens of ms late
+            await asyncio.sleep(0.05)
+            return 200, "{}"
+
+        settings = ExecutorSettings(concurrency=64, claim_size=64)
+        executor = Executor(jobs, send, settings, live=lambda: live)
+        executor.start()
+        try:
+            batch = await _until_ended(jobs, "batch_lag", timeout=60)
+        finally:
+            await executor.stop()
+        assert batch["status"] == "completed" and batch["completed"] == 2000
+        if live:
+            assert min(samples) <= 32, min(samples)
+        else:
+            assert set(samples) == {64}
+    finally:
+        await store.close()

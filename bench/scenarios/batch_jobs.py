@@ -15,6 +15,7 @@ from typing import Any
 from bench.context import REPO, SUT_CORE, RunContext
 from bench.procs import pin_prefix
 from bench.scenarios import ScenarioResult
+from bench.scenarios.batch_proxy import proxy_rows
 from bench.scenarios.sdk_common import API_KEY
 from bench.stats import fmt, summary
 
@@ -84,7 +85,8 @@ def run(ctx: RunContext, result: ScenarioResult) -> None:
                 runs[mode].append(_one(ctx, args))
                 if mode == "executor-pg":
                     _pg_admin(f'DROP DATABASE IF EXISTS "{db.rsplit("/", 1)[1]}" WITH (FORCE)')
-    result.raw = {"runs": runs, "n": n, "concurrency": CONCURRENCY}
+        proxy_rows(ctx, result, Path(tmp), n)
+    result.raw.update({"runs": runs, "n": n, "concurrency": CONCURRENCY})
     result.notes.append(
         f"{n:,} lines, upstream `{MODEL}` (100 ms), concurrency {CONCURRENCY} on both sides, each run in a fresh "
         "process on the SUT core. Executor: lines inserted into a SQLite file first (time reported apart), then "

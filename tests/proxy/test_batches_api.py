@@ -75,6 +75,8 @@ def test_files_and_batches_with_the_openai_sdk(proxy_factory: Factory, emulator:
         [error] = [json.loads(line) for line in client.files.content(done.error_file_id).text.splitlines()]
         assert error["custom_id"] == "bad" and error["response"]["status_code"] == 400
         assert "error" in error["response"]["body"]
+        for file_id in (done.output_file_id, done.error_file_id):  # the size served, measured at finalize
+            assert client.files.retrieve(file_id).bytes == len(client.files.content(file_id).content) > 0
         assert batch.id in [b.id for b in client.batches.list(limit=10).data]
         assert uploaded.id in [f.id for f in client.files.list().data]
         assert client.files.delete(uploaded.id).deleted

@@ -4,8 +4,10 @@ One ``Executor`` per proxy process. It claims lines of the oldest ``in_progress`
 ``jobstore`` for the lease), runs at most ``concurrency`` at once through ``send`` (the proxy's
 Router at batch priority), and writes results in groups (every ``flush_interval`` or
 ``flush_size`` results) so a 100,000-line batch costs a few hundred transactions, not 100,000.
-Leases of lines in flight are renewed while they run. After a kill the lines it had claimed return
-to the pool when their lease ends; only those can be sent twice, and only one result per line is kept.
+It keeps one claim (a quarter of ``concurrency``) ready ahead of the free slots. Leases of lines in
+flight are renewed while they run. After a kill the lines it had claimed (those in flight, fewer than
+two claims' worth waiting for a slot, and answers not yet written) return to the pool when their lease
+ends; only those can be sent twice, and only one result per line is kept.
 A database outage pauses it (with backoff); it never takes the process down.
 """
 
@@ -15,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import os
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -38,23 +41,45 @@ class ExecutorSettings:
     lease_seconds: float = 60.0
     flush_interval: float = 0.05
     idle_poll: float = 0.5
+    # live traffic first: while live requests are being served (``Executor(live=)``) and the event loop runs
+    # late by more than this (seconds), fewer lines are started (x0.75 per late tick, +concurrency/64 per
+    # punctual one); None: always ``concurrency``
+    max_loop_lag: float | None = 0.002
 
 
 class Executor:
-    def __init__(self, jobs: JobStore, send: Send, settings: ExecutorSettings | None = None) -> None:
+    def __init__(
+        self,
+        jobs: JobStore,
+        send: Send,
+        settings: ExecutorSettings | None = None,
+        live: Callable[[], int] | None = None,
+    ) -> None:
+        """``live``: how many live requests the process is serving now (None: the batch has the loop to itself)."""
         self.jobs = jobs
+        self.live = live
         self.send = send
         self.settings = settings or ExecutorSettings()
         self.owner = f"{os.getpid()}-{os.urandom(6).hex()}"
         self._results: list[LineResult] = []
-        self._touched: set[str] = set()
+        self._touched: set[str] = set()  # batches to try to finalize at the next flush
+        # batches whose claims came back empty: only their results can end them. Finalizing counts the
+        # batch's unfinished lines, so doing it after every flush of a 100,000-line batch cost more than the flush
+        self._draining: set[str] = set()
         self._slot_freed = asyncio.Event()
         self._active: list[str] = []  # batches with lines to claim, oldest first (re-read when exhausted)
         self._in_flight: set[asyncio.Task[None]] = set()
+        self._ready: deque[Claimed] = deque()  # claimed, waiting for a free slot (at most one claim's worth)
         self._tasks: list[asyncio.Task[None]] = []
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self.sent = 0  # lines sent by this process (the kill test reads it)
+        self._limit = self.settings.concurrency  # lines in flight allowed now (lowered while the loop runs late)
+
+    @property
+    def limit(self) -> int:
+        """Lines in flight allowed now: ``concurrency``, lower while live requests wait on a late loop."""
+        return self._limit
 
     def start(self) -> None:
         if not self._tasks:
@@ -63,6 +88,8 @@ class Executor:
                 asyncio.create_task(self._flush_loop(), name="llmplex-batch-results"),
                 asyncio.create_task(self._renew_loop(), name="llmplex-batch-leases"),
             ]
+            if self.settings.max_loop_lag is not None and self.live is not None:
+                self._tasks.append(asyncio.create_task(self._lag_loop(), name="llmplex-batch-loop-lag"))
 
     def wake(self) -> None:
         """A batch was created or cancelled: look for work now instead of at the next idle poll."""
@@ -122,26 +149,36 @@ class Executor:
                 continue
             if self._stopping.is_set():
                 return  # claimed while stopping: given back by stop()
-            for line in claimed:  # never more than the free slots: each starts at once
-                task = asyncio.create_task(self._run(line))
-                self._in_flight.add(task)
-                task.add_done_callback(self._done)
+            self._ready.extend(claimed)
+            self._dispatch()
+
+    @property
+    def _step(self) -> int:
+        """Lines per claim: a quarter of the slots (claiming a few lines per transaction would cost more in
+        the database than the lines cost to send)."""
+        return max(1, min(self.settings.claim_size, self.settings.concurrency // 4))
 
     async def _room(self) -> None:
-        """Wait until a claim's worth of slots is free: claiming a few lines per transaction would cost more
-        in the database than the lines cost to send."""
-        settings = self.settings
-        step = max(1, min(settings.claim_size, settings.concurrency // 4))
-        while settings.concurrency - len(self._in_flight) < step and not self._stopping.is_set():
+        """Wait until the claimed lines not yet started are fewer than a claim's worth. One claim is kept
+        ready ahead of the free slots: the slots are refilled as they free up, not after a claim's round
+        trip to the database (on a busy event loop that round trip took longer than many sends)."""
+        while len(self._ready) >= self._step and not self._stopping.is_set():
             self._slot_freed.clear()
             await self._slot_freed.wait()
 
+    def _dispatch(self) -> None:
+        while self._ready and len(self._in_flight) < self._limit and not self._stopping.is_set():
+            task = asyncio.create_task(self._run(self._ready.popleft()))
+            self._in_flight.add(task)
+            task.add_done_callback(self._done)
+
     def _done(self, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)
+        self._dispatch()
         self._slot_freed.set()
 
     async def _claim(self) -> list[Claimed]:
-        want = min(self.settings.claim_size, self.settings.concurrency - len(self._in_flight))
+        want = self._step
         if not self._active:
             self._active = await self.jobs.active_batches()
         for batch_id in list(self._active):
@@ -149,7 +186,9 @@ class Executor:
             if claimed:
                 return claimed
             self._active.remove(batch_id)
-            # nothing left to claim: the result writer finalizes it once its own results are written
+            # nothing left to claim (or cancelled, or expired): the result writer finalizes it once its own
+            # results are written
+            self._draining.add(batch_id)
             self._touched.add(batch_id)
         return []
 
@@ -157,14 +196,19 @@ class Executor:
         self.sent += 1
         status, result = await self.send(line.body)
         self._results.append(LineResult(line.batch_id, line.idx, status, result))
-        self._touched.add(line.batch_id)
+        if line.batch_id in self._draining:
+            self._touched.add(line.batch_id)
 
     async def _flush_loop(self) -> None:
         while not await self._pause(self.settings.flush_interval):
+            # taken before the flush: a result that arrives while it writes touches the next round's set (taken
+            # after, its batch would be tried before that result was written, and never again)
+            touched, self._touched = self._touched, set()
             try:
                 await self._flush()
-                await self._finalize()
+                await self._finalize(touched)
             except Exception as exc:  # kept in memory and retried; a kill loses them, and their lines rerun
+                self._touched |= touched
                 logger.warning("batch results not written yet: %s", exc)
                 await self._pause(1.0)
 
@@ -178,14 +222,36 @@ class Executor:
             self._results[:0] = results  # kept for the next try
             raise
 
-    async def _finalize(self) -> None:
-        touched, self._touched = self._touched, set()
+    async def _finalize(self, touched: set[str]) -> None:
         for batch_id in touched:
             if await self.jobs.finalize(batch_id):
+                self._draining.discard(batch_id)
                 logger.info("batch %s ended", batch_id)
+
+    async def _lag_loop(self) -> None:
+        """Below live traffic on the event loop too: the batch's sends, answers and writes share the loop with
+        live requests, and a loop kept busy by a batch delays every live request by as much as it runs late."""
+        settings = self.settings
+        assert settings.max_loop_lag is not None and self.live is not None
+        floor, step, tick = min(4, settings.concurrency), max(1, settings.concurrency // 64), 0.01
+        loop = asyncio.get_running_loop()
+        last_live = -1e9
+        while True:
+            start = loop.time()
+            if await self._pause(tick):
+                return
+            now = loop.time()
+            if self.live():
+                last_live = now
+            late = now - start - tick
+            if late > settings.max_loop_lag and now - last_live < 1.0:
+                self._limit = max(floor, int(self._limit * 0.75))
+            elif self._limit < settings.concurrency:
+                self._limit = min(settings.concurrency, self._limit + step)
+                self._dispatch()
 
     async def _renew_loop(self) -> None:
         while not await self._pause(self.settings.lease_seconds / 3):
-            if self._in_flight:
+            if self._in_flight or self._ready:
                 with contextlib.suppress(StoreUnavailable):
                     await self.jobs.renew(self.owner, self.settings.lease_seconds)

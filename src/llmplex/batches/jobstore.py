@@ -11,6 +11,7 @@ line gets exactly one result.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -18,8 +19,9 @@ from typing import Any
 
 from sqlalchemy import and_, bindparam, case, delete, func, insert, or_, select, update
 
+from llmplex.batches.result_file import total_bytes
 from llmplex.batches.tables import DONE, PENDING, RUNNING, batch_files, batch_lines, batches
-from llmplex.store import Store
+from llmplex.store import Store, StoreUnavailable
 
 __all__ = ["Claimed", "JobStore", "LineResult"]
 
@@ -154,7 +156,10 @@ class JobStore:
                 pick.batch_id == batch_id,
                 or_(pick.state == PENDING, and_(pick.state == RUNNING, pick.lease_until < now)),
                 # a cancelled (or ended) batch gives no more lines, whatever a replica's cached list says
-                select(batches.c.id).where(batches.c.id == batch_id, batches.c.status == "in_progress").exists(),
+                # an expired one neither: the executor then finalizes it (as expired) once its lines in flight end
+                select(batches.c.id)
+                .where(batches.c.id == batch_id, batches.c.status == "in_progress", batches.c.expires_at > now)
+                .exists(),
             )
             .order_by(pick.idx)
             .limit(n)
@@ -243,7 +248,19 @@ class JobStore:
             if failed or pending:
                 values["error_file_id"] = await _result_file(conn, batch_id, "errors", failed + pending, now)
             await conn.execute(update(batches).where(batches.c.id == batch_id).values(**values))
+        with contextlib.suppress(StoreUnavailable):
+            await self._measure(batch_id, values.get("output_file_id"), values.get("error_file_id"), expired)
         return status
+
+    async def _measure(self, batch_id: str, output_id: str | None, error_id: str | None, expired: bool) -> None:
+        """The result files' ``bytes``, rendered once from the lines (streamed a page at a time); the lines no
+        longer change. A failure here leaves ``bytes`` 0: the files themselves are complete."""
+        for file_id, errors in ((output_id, False), (error_id, True)):
+            if file_id is None:
+                continue
+            size = await total_bytes(batch_id, self.result_pages(batch_id, errors, expired and errors))
+            async with self.store.transaction() as conn:
+                await conn.execute(update(batch_files).where(batch_files.c.id == file_id).values(bytes=size))
 
     async def result_pages(self, batch_id: str, errors: bool, include_unrun: bool) -> AsyncIterator[list[Any]]:
         """The batch's finished lines (``errors``: failed ones, plus never-run ones if asked) in line order."""
@@ -281,7 +298,7 @@ async def _result_file(conn: Any, batch_id: str, kind: str, count: int, now: flo
         "id": file_id,
         "purpose": "batch_output",
         "filename": name,
-        "bytes": 0,  # content is assembled from the lines on each read; its size is not kept
+        "bytes": 0,  # set once the batch is final (_measure): content is assembled from the lines on each read
         "created_at": now,
         "batch_id": batch_id,
         "kind": kind,

@@ -85,7 +85,10 @@ def create_app(config: ProxyConfig) -> ProxyApp:
     state.models_body = models_body(config, state.created)
     state.openapi_body = orjson.dumps(openapi_document(config.model_names()))
     state.health = HealthChecker(config.deployments, config.health)
-    batches = state.batches = BatchService(config, state.router, lambda: state.client)
+    metrics = state.metrics
+    batches = state.batches = BatchService(
+        config, state.router, lambda: state.client, lambda: metrics.requests_in_flight
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

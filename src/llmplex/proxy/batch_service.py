@@ -69,8 +69,16 @@ def batch_wait(router: Router, group: str, reserve: float) -> float:
 
 
 class BatchService:
-    def __init__(self, config: ProxyConfig, router: Router, client: Callable[[], AsyncClient | None]) -> None:
+    def __init__(
+        self,
+        config: ProxyConfig,
+        router: Router,
+        client: Callable[[], AsyncClient | None],
+        live: Callable[[], int] | None = None,
+    ) -> None:
+        """``live``: live requests being served now; the executor slows down for them (``max_loop_lag``)."""
         self.config = config
+        self.live = live
         self.router = router
         self._client = client
         self.url = database_url(config.database_url, config.data_dir)
@@ -121,7 +129,7 @@ class BatchService:
         settings = ExecutorSettings(
             concurrency=self.config.batch_concurrency, lease_seconds=self.config.batch_lease_seconds
         )
-        self.executor = Executor(self.jobs, self.send, settings)
+        self.executor = Executor(self.jobs, self.send, settings, self.live)
         self.executor.start()
         self.native.start(self.jobs, self.wake)
 

@@ -109,7 +109,9 @@ class ProxyConfig:
     health: HealthSettings = field(default_factory=HealthSettings)
     database_url: str | None = None  # general_settings.database_url / DATABASE_URL; None: SQLite under data_dir
     data_dir: str | None = None  # llmplex_settings.data_dir: where the default SQLite file lives (./.llmplex)
-    batch_concurrency: int = 32  # llmplex_settings.batch_concurrency: batch lines in flight per process
+    # llmplex_settings.batch_concurrency: batch lines in flight per process. High: a line waits on the upstream,
+    # and the group's rpm/tpm (with batch_rate_reserve left to live traffic) is what paces a batch
+    batch_concurrency: int = 256
     batch_lease_seconds: float = 60.0  # llmplex_settings.batch_lease_seconds: a dead process's lines return after
     batch_rate_reserve: float = 0.2  # llmplex_settings.batch_rate_reserve: share of rpm/tpm windows batches leave
     native_batches: tuple[str, ...] = ()  # llmplex_settings.native_batches: groups sent to the provider's batch API
@@ -238,7 +240,7 @@ def build_config(doc: SourceDoc, environ: Mapping[str, str] | None) -> ProxyConf
         health=health_settings(check, general, env),
         database_url=database,
         data_dir=check.optional(own, f"{_OWN_SECTION}.data_dir", str),
-        batch_concurrency=check.optional(own, f"{_OWN_SECTION}.batch_concurrency", int, minimum=1) or 32,
+        batch_concurrency=check.optional(own, f"{_OWN_SECTION}.batch_concurrency", int, minimum=1) or 256,
         batch_lease_seconds=check.optional(own, f"{_OWN_SECTION}.batch_lease_seconds", float, minimum=0.1) or 60.0,
         native_batches=tuple(
             str(g) for g in check.seq(own.get("native_batches") or [], "llmplex_settings.native_batches")

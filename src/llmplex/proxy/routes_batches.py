@@ -23,6 +23,7 @@ from starlette.responses import FileResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from llmplex.batches.input_file import MAX_FILE_BYTES, iter_lines, store_upload
+from llmplex.batches.result_file import render_page
 from llmplex.exceptions import BadRequestError
 from llmplex.proxy.batch_service import BatchService
 from llmplex.proxy.disconnect import ClientDisconnected
@@ -180,19 +181,7 @@ async def file_content(request: Request) -> Response:
 
 async def _result_lines(batch_id: str, pages: AsyncIterator[list[Any]]) -> AsyncIterator[bytes]:
     async for page in pages:
-        out = []
-        for idx, custom_id, status_code, result in page:
-            head = orjson.dumps({"id": f"batch_req_{batch_id}_{idx}", "custom_id": custom_id})[:-1]
-            if status_code is None:  # never ran (the batch expired first)
-                error = {
-                    "code": "batch_expired",
-                    "message": "This request could not be executed before the completion window expired.",
-                }
-                out.append(head + b',"response":null,"error":' + orjson.dumps(error) + b"}\n")
-                continue
-            response = b'{"status_code":%d,"request_id":"req_%s_%d","body":' % (status_code, batch_id.encode(), idx)
-            out.append(head + b',"response":' + response + result.encode() + b'},"error":null}\n')
-        yield b"".join(out)
+        yield render_page(batch_id, page)
 
 
 # --- batches --------------------------------------------------------------------------------------
