@@ -19,7 +19,7 @@ import uvicorn
 from llmplex.proxy import ProxyConfig, create_app
 from llmplex.proxy.protocol import BoundedHttpToolsProtocol, ServerConfig
 
-START_TIMEOUT = 10.0
+START_TIMEOUT = 30.0  # a proxy with a database migrates it at startup: slow on a busy machine
 
 
 class ProxyServer:
@@ -53,14 +53,16 @@ class ProxyServer:
         self._thread.start()
         deadline = time.monotonic() + START_TIMEOUT
         while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("proxy server did not start")
+            if not self._thread.is_alive():
+                raise RuntimeError("proxy server did not start: its startup failed (see the captured log)")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"proxy server did not start within {START_TIMEOUT} s")
             time.sleep(0.01)
         return self
 
     def stop(self) -> None:
         self._server.should_exit = True
-        self._thread.join(timeout=10)
+        self._thread.join(timeout=30)  # the keys' spend flush and the batch executor's hand-back may take a few s
         self._sock.close()
 
 
