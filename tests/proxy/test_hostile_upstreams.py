@@ -107,6 +107,15 @@ async def test_the_api_base_header_has_no_credentials(proxy: ProxyServer) -> Non
     assert "s3cr3t-pw" not in headers["x-llmplex-api-base"] and "admin" not in headers["x-llmplex-api-base"]
 
 
+async def test_model_info_and_health_show_no_api_base_credentials(proxy: ProxyServer) -> None:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20)) as http:
+        for path in ("/model/info", "/v2/model/info", "/health?model=userinfo"):
+            async with http.get(proxy.url + path) as resp:
+                body = await resp.read()
+            assert b"127.0.0.1" in body, path
+            assert b"s3cr3t-pw" not in body and b"admin:" not in body, path
+
+
 @pytest.mark.parametrize("name", list(RETRY_AFTERS))
 async def test_an_absurd_retry_after_is_ignored_not_a_crash(proxy: ProxyServer, name: str) -> None:
     status, body, headers = await post(proxy, f"retry-{name}")

@@ -30,13 +30,13 @@ from llmplex.proxy.endpoint_common import (
 )
 from llmplex.proxy.errors import ProxyError, error_event, error_response
 from llmplex.proxy.params import check_params
+from llmplex.proxy.request import CONTROL_FIELDS
 from llmplex.proxy.routes import JSONBytesResponse, ProxyState
 from llmplex.text_completions import TextCompletionStream
 
 __all__ = ["AZURE_COMPLETIONS_PATH", "completions"]
 
 AZURE_COMPLETIONS_PATH = "/openai/deployments/{model}/completions"
-_CONTROL = ("fastest_response", "hedge_delay", "hedge_quantile")
 
 
 async def completions(request: Request) -> Response | JSONBytesResponse | ByteStreamResponse:
@@ -70,7 +70,7 @@ async def completions(request: Request) -> Response | JSONBytesResponse | ByteSt
 
 def _check(body: dict[str, Any]) -> Any:
     strip_fields(body)
-    for key in _CONTROL:
+    for key in CONTROL_FIELDS:
         body.pop(key, None)
     if "prompt" not in body:
         raise ProxyError(400, "Missing required parameter: 'prompt'", param="prompt")

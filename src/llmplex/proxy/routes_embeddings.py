@@ -35,12 +35,12 @@ from llmplex.proxy.endpoint_common import (
     strip_fields,
 )
 from llmplex.proxy.errors import ProxyError, error_response, slot_error
+from llmplex.proxy.request import CONTROL_FIELDS
 from llmplex.proxy.routes import JSONBytesResponse, ProxyState
 
 __all__ = ["AZURE_EMBEDDINGS_PATH", "embeddings"]
 
 AZURE_EMBEDDINGS_PATH = "/openai/deployments/{model}/embeddings"
-_CONTROL = ("fastest_response", "hedge_delay", "hedge_quantile")
 # SDK keywords that steer the caller's own process (files, progress bars, pacing): not settable through the proxy
 _SDK_ONLY = ("checkpoint", "progress", "max_concurrency", "rpm", "tpm", "return_exceptions")
 
@@ -75,7 +75,7 @@ async def embeddings(request: Request) -> Response | JSONBytesResponse:
 
 def _check(body: dict[str, Any]) -> Any:
     strip_fields(body)
-    for key in _CONTROL:
+    for key in CONTROL_FIELDS:
         body.pop(key, None)
     for key in _SDK_ONLY:
         if key in body:

@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from llmplex._redact import display_url
 from llmplex.config_checks import Checker
 from llmplex.config_source import join
 from llmplex.providers import provider_keys
@@ -72,8 +73,9 @@ class Deployment:
 
     @property
     def api_base(self) -> str | None:
+        """The base as it may be shown (headers, /model/info, /health, logs): no credentials, no query string."""
         base = self.params.get("api_base") or self.params.get("base_url")
-        return str(base).split("?", 1)[0] if base else None
+        return display_url(str(base)) if base else None
 
     def as_dict(self) -> dict[str, Any]:
         """The LiteLLM-shaped entry (``get_model_list``), credentials included as LiteLLM does."""
