@@ -40,6 +40,14 @@ async def arrivals(emulator: EmulatorServer, model: str, clock: int = 0) -> list
     return sorted(row[clock] for row in body["arrivals"] if row[2] == model)
 
 
+async def early_in_a_window(window: float, needed: float) -> None:
+    """Wait, when needed, until a fresh in-process rate window (aligned on the machine's monotonic clock) has
+    at least ``needed`` seconds left: a test that fills a window must not see it roll over halfway."""
+    left = window - time.monotonic() % window
+    if left < needed:
+        await asyncio.sleep(left + 0.05)
+
+
 def per_window(times: list[float], window: float) -> Counter[int]:
     return Counter(int(t // window) for t in times)
 
@@ -81,6 +89,7 @@ async def test_the_wait_bound_answers_429_with_retry_after(emulator: EmulatorSer
     model = unique("b")
     proxy = proxy_factory(config(emulator, model, {"queue_timeout": 0.3}, 20.0, rpm=1))
     client = openai.AsyncOpenAI(base_url=proxy.base, api_key="x", max_retries=0)
+    await early_in_a_window(20.0, 5.0)
     await client.chat.completions.create(model="g", messages=MESSAGES)  # the window's only request
     started = time.monotonic()
     with pytest.raises(openai.RateLimitError) as info:
@@ -96,6 +105,7 @@ async def test_the_wait_bound_answers_429_with_retry_after(emulator: EmulatorSer
 async def test_a_full_line_answers_429_at_once(emulator: EmulatorServer, proxy_factory: Factory) -> None:
     model = unique("l")
     proxy = proxy_factory(config(emulator, model, {"queue_timeout": 2, "queue_max_length": 2}, 20.0, rpm=1))
+    await early_in_a_window(20.0, 5.0)  # the two waiting requests must time out, not meet the next window
     async with aiohttp.ClientSession() as session:
         body = {"model": "g", "messages": MESSAGES}
         results = await asyncio.gather(*[post(session, proxy.url, body) for _ in range(5)])
