@@ -64,3 +64,10 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout: float, step:
             return time.monotonic() - start
         await asyncio.sleep(step)
     raise AssertionError(f"not true within {timeout} s")
+
+
+async def early_in_a_wall_window(window: float, needed: float) -> None:
+    """Wait, when needed, until a fresh key window (aligned on the wall clock) has ``needed`` seconds left."""
+    left = window - time.time() % window
+    if left < needed:
+        await asyncio.sleep(left + 0.05)

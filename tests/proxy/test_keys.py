@@ -15,7 +15,16 @@ import pytest
 from llmplex.proxy.access_log import ACCESS_LOGGER
 from tests.fixtures_emulator import EmulatorServer
 from tests.fixtures_proxy import ProxyServer
-from tests.proxy.keys_support import ADMIN, MASTER, MESSAGES, call, chat, eventually, keys_config
+from tests.proxy.keys_support import (
+    ADMIN,
+    MASTER,
+    MESSAGES,
+    call,
+    chat,
+    early_in_a_wall_window,
+    eventually,
+    keys_config,
+)
 
 
 @pytest.fixture
@@ -26,7 +35,8 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 
 @pytest.fixture
 def proxy(proxy_factory: Callable[[Any], ProxyServer], emulator: EmulatorServer, db_url: str) -> ProxyServer:
-    return proxy_factory(keys_config(emulator, db_url))
+    # a request over a key's limit waits up to queue_timeout (test_keys_queue): kept short here
+    return proxy_factory(keys_config(emulator, db_url, router_settings={"queue_timeout": 1.5}))
 
 
 def sdk(proxy: ProxyServer, key: str) -> openai.AsyncOpenAI:
@@ -131,6 +141,7 @@ async def test_expiry_budget_and_limits(proxy: ProxyServer, http: aiohttp.Client
     assert body["error"]["message"].startswith("Budget has been exceeded! Key=poor (sk-...")
 
     _, limited, _ = await call(http, proxy.url, "/key/generate", {"rpm_limit": 2})
+    await early_in_a_wall_window(60.0, 5.0)  # the third must wait out its 1.5 s, not meet the next window
     results = [await chat(http, proxy.url, limited["key"]) for _ in range(3)]
     assert [r[0] for r in results] == [200, 200, 429]
     assert results[0][2]["x-ratelimit-remaining-requests"] == "1" and results[0][2]["x-ratelimit-limit-requests"] == "2"
@@ -139,7 +150,9 @@ async def test_expiry_budget_and_limits(proxy: ProxyServer, http: aiohttp.Client
 
     _, single, _ = await call(http, proxy.url, "/key/generate", {"max_parallel_requests": 1})
     both = await asyncio.gather(*(chat(http, proxy.url, single["key"], "slow") for _ in range(2)))
-    assert sorted(r[0] for r in both) == [200, 429]
+    assert [r[0] for r in both] == [200, 200]  # the second waited for the slot (300 ms) instead of a 429
+    three = await asyncio.gather(*(chat(http, proxy.url, single["key"], "slow") for _ in range(7)))
+    assert sorted(r[0] for r in three)[-1] == 429  # 7 x 300 ms one at a time do not fit in the 1.5 s wait
     assert (await chat(http, proxy.url, single["key"], "slow"))[0] == 200  # the slot came back
 
 
@@ -231,6 +244,7 @@ async def test_management_is_off_without_a_master_key(
 
 async def test_tpm_budget_window_and_streamed_spend(proxy: ProxyServer, http: aiohttp.ClientSession) -> None:
     _, thrifty, _ = await call(http, proxy.url, "/key/generate", {"tpm_limit": 5})
+    await early_in_a_wall_window(60.0, 5.0)
     status, _, headers = await chat(http, proxy.url, thrifty["key"])  # admitted: 0 tokens so far; uses > 5
     assert status == 200 and headers["x-ratelimit-limit-tokens"] == "5"
     status, body, headers = await chat(http, proxy.url, thrifty["key"])

@@ -146,7 +146,9 @@ async def key_admit(
     if not charge:
         keys.check_models(principal, labels)
         return None
-    return principal, await keys.before_request(principal, labels, record)
+    client = state.client
+    config = client.config if client is not None else None
+    return principal, await keys.before_request(principal, labels, record, None, config)
 
 
 def key_headers(

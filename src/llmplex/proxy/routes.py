@@ -104,7 +104,7 @@ async def chat_completions(request: Request) -> Response | JSONBytesResponse | E
             raise ProxyError(503, "the proxy is starting or stopping", type="service_unavailable")
         keys, admission = state.keys, None
         if principal is not None and keys is not None:  # a virtual key: models, budget, limits (cache only)
-            admission = await keys.before_request(principal, call.labels, record)
+            admission = await keys.before_request(principal, call.labels, record, call.options, client.config)
         # the client may leave while the upstream works: then the upstream call is cancelled at once
         work = _answer(state, client, call, groups, started, record)
         answer = await until_disconnect(work, request.receive, _release)

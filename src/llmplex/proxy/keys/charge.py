@@ -1,6 +1,6 @@
 """What a virtual key's request costs: budget checks before it, rate-limit admission, spend after it.
 
-``check_budget`` and ``admit`` run before the upstream call (``admit`` only for keys, users or teams
+``check_budget`` runs before the upstream call (then the limiter's admission, for keys, users or teams
 with limits); ``finish`` runs when the response has been sent (``RequestRecord.done``): it gives back
 the parallel slot, counts tokens for tpm, adds the cost to the cache at once and hands the spend
 and a request-log row to the writer. Budget windows (``budget_duration``) are reset here too.
@@ -60,12 +60,6 @@ class Charges:
             raise _over_budget(
                 f"Budget has been exceeded! Team={team.id} Current cost: {spend}, Max budget: {team.max_budget}"
             )
-
-    async def admit(self, principal: Principal) -> Admission | None:
-        limited = principal.limits
-        if not limited:
-            return None
-        return await self.service.limiter.admit(limited)
 
     def headers(
         self, principal: Principal, admission: Admission | None, record: RequestRecord | None

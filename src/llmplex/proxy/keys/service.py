@@ -17,7 +17,7 @@ import functools
 import importlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from llmplex.proxy.config import ProxyConfig
@@ -27,9 +27,11 @@ from llmplex.proxy.keys.charge import Charges
 from llmplex.proxy.keys.limits import LocalLimiter, RedisLimiter
 from llmplex.proxy.keys.model import Principal, hash_key, model_allowed
 from llmplex.proxy.keys.spend import SpendWriter
+from llmplex.router.fallbacks import queue_bound
 from llmplex.store.url import database_url, describe_url, sqlite_path
 
 if TYPE_CHECKING:
+    from llmplex.config import ClientConfig
     from llmplex.proxy.access_log import RequestRecord
     from llmplex.proxy.keys.admin_keys import KeyAdmin
     from llmplex.proxy.keys.admin_teams import TeamAdmin
@@ -59,8 +61,12 @@ class KeyService:
         self.full_reload_every = full_reload_every
         self.store: Any = None  # llmplex.store.Store once open (imported lazily)
         self.cache = KeyCache()
-        window = config.router.rate_limit_window
-        self.limiter = RedisLimiter(config.redis, window) if config.redis else LocalLimiter(window)
+        window, longest = config.router.rate_limit_window, config.router.queue_max_length
+        self.limiter: LocalLimiter = (
+            RedisLimiter(config.redis, window, queue_max_length=longest)
+            if config.redis
+            else LocalLimiter(window, queue_max_length=longest)
+        )
         self.writer = SpendWriter(self._write_spend)
         self.charges = Charges(self, config)
         self.groups_of = _access_groups(config)
@@ -190,11 +196,16 @@ class KeyService:
                         host=settings.host, port=settings.port, password=settings.password, socket_connect_timeout=1.0
                     )
                 self._redis = client
+                freed = self.limiter.freed_channel if isinstance(self.limiter, RedisLimiter) else None
                 async with client.pubsub() as pubsub:
-                    await pubsub.subscribe(self.channel)
+                    await pubsub.subscribe(self.channel, *([freed] if freed else []))
                     while True:
                         message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-                        if message is not None and self.store is not None:
+                        if message is None:
+                            continue
+                        if freed is not None and message["channel"] == freed.encode():
+                            self.limiter.freed()  # a key's call finished in another process: waiters re-check
+                        elif self.store is not None:
                             await self.reload()
             except asyncio.CancelledError:
                 raise
@@ -282,11 +293,29 @@ class KeyService:
             )
         return principal
 
-    async def before_request(self, principal: Principal, models: Sequence[str], record: RequestRecord | None) -> Any:
-        """Model access (403), budget (422), then rpm/tpm/parallel admission (429); the record's ``done`` charges."""
+    async def before_request(
+        self,
+        principal: Principal,
+        models: Sequence[str],
+        record: RequestRecord | None,
+        options: Mapping[str, Any] | None = None,
+        client_config: ClientConfig | None = None,
+    ) -> Any:
+        """Model access (403), budget (422), then rpm/tpm/parallel admission (waiting in the key's line, then 429);
+        the record's ``done`` charges. ``options``: the request's (its ``priority`` and timeout set the place in
+        line and the wait's bound, as for the router's group line); ``client_config``: its default timeout."""
         self.check_models(principal, models)
         self.charges.check_budget(principal)
-        admission = await self.charges.admit(principal)
+        admission = None
+        if principal.limits:
+            settings = self.config.router
+            priority = options.get("priority") if options else None
+            if priority is None:
+                priority = settings.default_priority or 0
+            elif isinstance(priority, bool) or not isinstance(priority, int):
+                raise ProxyError(400, f"priority must be an integer, got {priority!r}", param="priority")
+            bound = queue_bound(settings, client_config, options or {}) if settings.queue_timeout > 0 else 0.0
+            admission = await self.limiter.admit(principal.limits, principal.key.id, priority, bound)
         if record is not None:
             record.done = functools.partial(self.charges.finish, principal, admission)
         elif admission is not None:
