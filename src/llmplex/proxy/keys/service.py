@@ -44,6 +44,7 @@ _AUTH = "auth_error"
 _CLOSE_TIMEOUT = 5.0
 _POLL = 0.5
 _POLL_REDIS = 1.0
+_TOKENS_KEPT = 10_000
 
 
 class KeyService:
@@ -76,6 +77,7 @@ class KeyService:
         self._redis: Any = None
         self._last_warning = 0.0
         self._admin: tuple[Any, Any] | None = None
+        self._tokens: dict[bytes, str] = {}  # presented key -> its sha256 (what the cache is keyed by)
 
     def __repr__(self) -> str:
         return f"KeyService({describe_url(self.url)!r}, keys={len(self.cache.keys)})"
@@ -264,7 +266,12 @@ class KeyService:
     def authenticate(self, api_key: bytes) -> Principal | None:
         """The caller of a virtual key; None for an unknown key (the authenticator's own 401); a 401 for an
         expired or blocked key (LiteLLM's messages). A cache lookup: never touches the database."""
-        principal = self.cache.principal(hash_key(api_key))
+        token = self._tokens.get(api_key)
+        if token is None:  # sha256 once per key seen, not per request (bounded: random keys only churn it)
+            if len(self._tokens) >= _TOKENS_KEPT:
+                self._tokens.clear()
+            token = self._tokens[api_key] = hash_key(api_key)
+        principal = self.cache.principal(token)
         if principal is None:
             if not self.cache.loaded and self._database_exists():
                 raise ProxyError(
