@@ -314,23 +314,44 @@ async def test_bodies_read_at_once_share_max_buffered_response_bytes() -> None:
         assert again.choices[0].message.content == "big" and budget.used == 0
 
 
-async def test_an_announced_length_over_the_shared_budget_is_refused_before_reading() -> None:
+async def test_a_lone_body_may_pass_the_budget_but_not_beside_another() -> None:
+    """An announced 6 MiB body with a 4 MiB budget: read whole when alone; refused before reading while another
+    large body holds part of the budget."""
     mib = 1024 * 1024
+    raw = orjson.dumps({**completion_body("sized"), "padding": "x" * (6 * mib)})
+    release = asyncio.Event()
 
     async def sized(req: Received, conn: Conn) -> None:
-        await conn.send_head(200, {"Content-Type": "application/json", "Content-Length": str(6 * mib)})
-        await conn.send(b'{"id": "')
-        await conn.wait_client_gone(timeout=BOUND)
+        await conn.send_head(200, {"Content-Type": "application/json", "Content-Length": str(len(raw))})
+        await conn.send(raw)
+
+    async def holding(req: Received, conn: Conn) -> None:
+        await conn.send_head(200, {"Content-Type": "application/json"})
+        await conn.send(b'{"padding": "' + b"x" * (3 * mib))
+        await asyncio.wait_for(release.wait(), BOUND)
+        conn.writer.close()
 
     config = ClientConfig.from_env({})
     async with (
-        AsyncClient(config, num_retries=0, max_buffered_response_bytes=4 * mib) as c,
+        AsyncClient(config, num_retries=0, max_response_bytes=8 * mib, max_buffered_response_bytes=4 * mib) as c,
         serve(sized) as up,
+        serve(holding) as hold,
     ):
+        budget = c._transport._budget
+        alone = await c.completion("openai/m", MESSAGES, api_base=up.openai_base, api_key=KEY)
+        assert alone.choices[0].message.content == "sized" and budget.used == 0
+        other = asyncio.create_task(c.completion("openai/m", MESSAGES, api_base=hold.openai_base, api_key=KEY))
+        for _ in range(int(BOUND / 0.01)):
+            if budget.used >= mib:
+                break
+            await asyncio.sleep(0.01)
+        assert budget.used >= mib
         with pytest.raises(StreamError, match="max_buffered_response_bytes"):
             await c.completion("openai/m", MESSAGES, api_base=up.openai_base, api_key=KEY)
-        assert await asyncio.wait_for(up.disconnected.wait(), BOUND)
-        assert c._transport._budget.used == 0
+        release.set()
+        with pytest.raises(StreamError):  # the held body ends cut short: malformed JSON
+            await asyncio.wait_for(other, BOUND)
+        assert budget.used == 0
 
 
 async def test_large_bodies_let_go_are_trimmed_back_to_the_os(emulator: Any) -> None:

@@ -6,7 +6,8 @@ hostile bench: 4 clients x 32 MiB over a 64 MiB idle proxy = ~195 MiB RSS). ``Bo
 sum: bytes of bodies being read, past the first ``FREE_PER_BODY`` of each, are charged to one budget per
 ``Transport`` (the proxy has one), and a body that would overdraw it fails at once with a
 ``StreamError`` naming ``max_buffered_response_bytes``. The per-body allowance keeps the budget
-invisible to ordinary answers (a few KiB each): only large bodies compete for it.
+invisible to ordinary answers (a few KiB each): only large bodies compete for it. A body read while no
+other is charged may pass the budget, up to its own cap (embeddings have a larger one than chat).
 
 aiohttp is imported by the caller (``_transport``); no aiohttp type escapes these functions.
 """
@@ -44,8 +45,13 @@ class BodyBudget:
         self.used = 0
         self.returner = MemoryReturner()
 
-    def take(self, count: int) -> bool:
-        if self.used + count > self.limit:
+    def take(self, count: int, own: int = 0) -> bool:
+        """Charge ``count`` more bytes to a body already charged ``own``; False if that would overdraw.
+
+        A body read while no other one is charged may pass ``limit`` (up to its own cap): an embeddings
+        answer is allowed more than the budget, and refusing the only large body protects nothing.
+        """
+        if self.used + count > self.limit and self.used > own:
             return False
         self.used += count
         return True
@@ -70,7 +76,7 @@ async def read_body(
         if length is not None and not resp.headers.get("Content-Encoding"):
             # exactly ``length`` bytes will be read: the common, fast case; charged before reading
             charged = max(length - FREE_PER_BODY, 0)
-            if charged and not budget.take(charged):
+            if charged and not budget.take(charged):  # nothing charged yet: refused only beside others
                 charged = 0
                 raise _over_budget(budget, adapter, model, length)
             return await resp.read()
@@ -86,7 +92,7 @@ async def read_body(
                 raise _too_large(limit, adapter, model, f"over {size} bytes")
             due = size - FREE_PER_BODY - charged
             if due > 0:
-                if not budget.take(due):
+                if not budget.take(due, charged):
                     raise _over_budget(budget, adapter, model, size)
                 charged += due
             parts.append(data)
@@ -129,7 +135,8 @@ async def read_error_body(resp: aiohttp.ClientResponse) -> bytes:
 
 def _too_large(limit: int, adapter: ProviderAdapter, model: str, what: str) -> StreamError:
     return StreamError(
-        f"response body from {adapter.name} exceeds max_response_bytes ({limit}): {what}",
+        f"response body from {adapter.name} exceeds {limit} bytes (max_response_bytes; "
+        f"max_embedding_response_bytes for embeddings): {what}",
         provider=adapter.name,
         model=model,
     )

@@ -166,9 +166,20 @@ class Transport:
             await session.close()
 
     async def request_json(
-        self, request: HTTPRequest, adapter: ProviderAdapter, model: str, *, timeout: float, num_retries: int
+        self,
+        request: HTTPRequest,
+        adapter: ProviderAdapter,
+        model: str,
+        *,
+        timeout: float,
+        num_retries: int,
+        max_bytes: int | None = None,
     ) -> tuple[bytes, Any]:
-        """Send with retries inside one overall ``timeout``; return the body as received and parsed."""
+        """Send with retries inside one overall ``timeout``; return the body as received and parsed.
+
+        ``max_bytes``: this body's cap instead of ``max_response_bytes`` (embeddings are allowed more).
+        """
+        limit = max_bytes or self.config.max_response_bytes
         deadline = time.monotonic() + timeout
         attempt = 0
         task = asyncio.current_task()
@@ -177,7 +188,7 @@ class Transport:
         try:
             while True:  # the retry loop is inline: this is every request's path
                 try:
-                    return await self._send_json(request, adapter, model)
+                    return await self._send_json(request, adapter, model, limit)
                 except APIError as exc:
                     if not await self._wait_to_retry(exc, attempt, num_retries, deadline):
                         raise
@@ -276,7 +287,9 @@ class Transport:
             raise redirect_error(resp.status, adapter, model)
         return resp
 
-    async def _send_json(self, request: HTTPRequest, adapter: ProviderAdapter, model: str) -> tuple[bytes, Any]:
+    async def _send_json(
+        self, request: HTTPRequest, adapter: ProviderAdapter, model: str, limit: int
+    ) -> tuple[bytes, Any]:
         import aiohttp
 
         # _send inlined: this is every non-streaming request's path, one coroutine less per call
@@ -301,7 +314,7 @@ class Transport:
             raw = await read_error_body(resp)
             raise status_error(status, raw, resp.headers, adapter, model, self._secrets(request))
         try:
-            raw = await read_body(resp, self.config.max_response_bytes, self._budget, adapter, model)
+            raw = await read_body(resp, limit, self._budget, adapter, model)
         except BaseException as exc:
             resp.close()
             if isinstance(exc, (aiohttp.ClientError, OSError)):
