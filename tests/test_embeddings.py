@@ -20,6 +20,7 @@ from llmplex.exceptions import (
     BadRequestError,
     InternalServerError,
     RateLimitError,
+    StreamError,
     UnsupportedParamsError,
 )
 
@@ -274,3 +275,24 @@ def test_split_fast_path_agrees_with_the_item_by_item_split() -> None:
                 for start, end in parts:
                     cost = sum(estimate_input_tokens(i) for i in items[start:end])
                     assert cost <= budget or end - start == 1
+
+
+async def test_embeddings_have_their_own_response_cap(emulator: Any) -> None:
+    """An embeddings answer may pass ``max_response_bytes`` (2,048 x 3,072 floats is ~135 MB of JSON): it has
+    ``max_embedding_response_bytes``; past that it is refused like any other body."""
+    inputs = texts(64)
+    options: dict[str, Any] = {"api_base": emulator.openai_base, "api_key": "sk-x", "dimensions": 1024}
+    config = llmplex.ClientConfig.from_env({})
+    async with AsyncClient(config, num_retries=0, max_response_bytes=64 * 1024) as c:
+        response = await c.embedding("openai/text-embedding-3-small", inputs, **options)
+        assert len(response.data) == 64 and len(response.data[0].embedding) == 1024
+        with pytest.raises(StreamError, match="max_response_bytes"):  # the same size as a chat answer: refused
+            await c.completion(
+                "openai/m-fault-hugebody-mib-1",
+                [{"role": "user", "content": "hi"}],
+                api_base=emulator.openai_base,
+                api_key="sk-x",
+            )
+    async with AsyncClient(config, num_retries=0, max_embedding_response_bytes=64 * 1024) as c:
+        with pytest.raises(StreamError, match="max_embedding_response_bytes"):
+            await c.embedding("openai/text-embedding-3-small", inputs, **options)

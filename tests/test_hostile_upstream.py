@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import orjson
 import pytest
 
 from llmplex import (
@@ -269,6 +270,103 @@ async def test_an_announced_oversized_body_is_refused_before_reading(client: Asy
         with pytest.raises(StreamError, match="announced"):
             await client.completion("openai/m", MESSAGES, api_base=up.openai_base, api_key=KEY)
         assert await asyncio.wait_for(up.disconnected.wait(), BOUND)
+
+
+async def test_bodies_read_at_once_share_max_buffered_response_bytes() -> None:
+    """Two large bodies at once: the second would overdraw the shared budget and fails at once; the first is
+    read whole, and once it is done the budget is free again. Each body's first MiB is not charged."""
+    mib = 1024 * 1024
+    raw = orjson.dumps({**completion_body("big"), "padding": "x" * (3 * mib + mib // 2)})
+    release = asyncio.Event()
+    sent: list[int] = []
+
+    async def big(req: Received, conn: Conn) -> None:
+        await conn.send_head(200, {"Content-Type": "application/json"})  # no length: read until close
+        await conn.send(raw[:-100])
+        sent.append(1)
+        await asyncio.wait_for(release.wait(), BOUND)
+        await conn.send(raw[-100:])
+        conn.writer.close()
+
+    config = ClientConfig.from_env({})
+    async with (
+        AsyncClient(config, num_retries=0, max_response_bytes=8 * mib, max_buffered_response_bytes=4 * mib) as c,
+        serve(big) as up,
+    ):
+        budget = c._transport._budget
+        first = asyncio.create_task(c.completion("openai/m", MESSAGES, api_base=up.openai_base, api_key=KEY))
+        for _ in range(int(BOUND / 0.01)):  # until the first body is mostly read
+            if budget.used >= 2 * mib:
+                break
+            await asyncio.sleep(0.01)
+        assert budget.used >= 2 * mib
+        started = time.monotonic()
+        with pytest.raises(StreamError, match=r"max_buffered_response_bytes \(4194304"):
+            await c.completion("openai/m", MESSAGES, api_base=up.openai_base, api_key=KEY)
+        assert time.monotonic() - started < BOUND / 2  # refused while the first still holds its share
+        release.set()
+        response = await asyncio.wait_for(first, BOUND)
+        assert response.choices[0].message.content == "big"
+        assert budget.used == 0
+        # the same size alone fits, and an announced length is charged before reading
+        release.set()
+        again = await c.completion("openai/m", MESSAGES, api_base=up.openai_base, api_key=KEY)
+        assert again.choices[0].message.content == "big" and budget.used == 0
+
+
+async def test_a_lone_body_may_pass_the_budget_but_not_beside_another() -> None:
+    """An announced 6 MiB body with a 4 MiB budget: read whole when alone; refused before reading while another
+    large body holds part of the budget."""
+    mib = 1024 * 1024
+    raw = orjson.dumps({**completion_body("sized"), "padding": "x" * (6 * mib)})
+    release = asyncio.Event()
+
+    async def sized(req: Received, conn: Conn) -> None:
+        await conn.send_head(200, {"Content-Type": "application/json", "Content-Length": str(len(raw))})
+        await conn.send(raw)
+
+    async def holding(req: Received, conn: Conn) -> None:
+        await conn.send_head(200, {"Content-Type": "application/json"})
+        await conn.send(b'{"padding": "' + b"x" * (3 * mib))
+        await asyncio.wait_for(release.wait(), BOUND)
+        conn.writer.close()
+
+    config = ClientConfig.from_env({})
+    async with (
+        AsyncClient(config, num_retries=0, max_response_bytes=8 * mib, max_buffered_response_bytes=4 * mib) as c,
+        serve(sized) as up,
+        serve(holding) as hold,
+    ):
+        budget = c._transport._budget
+        alone = await c.completion("openai/m", MESSAGES, api_base=up.openai_base, api_key=KEY)
+        assert alone.choices[0].message.content == "sized" and budget.used == 0
+        other = asyncio.create_task(c.completion("openai/m", MESSAGES, api_base=hold.openai_base, api_key=KEY))
+        for _ in range(int(BOUND / 0.01)):
+            if budget.used >= mib:
+                break
+            await asyncio.sleep(0.01)
+        assert budget.used >= mib
+        with pytest.raises(StreamError, match="max_buffered_response_bytes"):
+            await c.completion("openai/m", MESSAGES, api_base=up.openai_base, api_key=KEY)
+        release.set()
+        with pytest.raises(StreamError):  # the held body ends cut short: malformed JSON
+            await asyncio.wait_for(other, BOUND)
+        assert budget.used == 0
+
+
+async def test_large_bodies_let_go_are_trimmed_back_to_the_os(emulator: Any) -> None:
+    """glibc keeps freed heap pages: after enough large bodies (refused here at 8 MiB each), a trim runs."""
+    config = ClientConfig.from_env({})
+    async with AsyncClient(config, num_retries=0, max_response_bytes=8 * 1024 * 1024) as c:
+        returner = c._transport._budget.returner
+        for _ in range(3):  # 3 x ~7 MiB charged and freed: past TRIM_AFTER (16 MiB)
+            with pytest.raises(StreamError, match="max_response_bytes"):
+                await c.completion("openai/m-fault-hugebody", MESSAGES, api_base=emulator.openai_base, api_key=KEY)
+        for _ in range(int(BOUND / 0.05)):
+            if returner.trims:
+                break
+            await asyncio.sleep(0.05)
+        assert returner.trims == 1
 
 
 # --- 11. retry-after ---------------------------------------------------------------------------------------------

@@ -6,7 +6,8 @@ pool: closing the socket is what makes the provider stop generating.
 
 Hostile upstreams: redirects are never followed (aiohttp would resend ``x-api-key``, ``api-key`` and the
 prompt to the new host), a body is read up to ``ClientConfig.max_response_bytes`` (counted after
-decompression, so a gzip bomb stops there too), and text built from an upstream's answer is redacted
+decompression, so a gzip bomb stops there too) and the bodies read at once share
+``max_buffered_response_bytes`` (``_body_read``), and text built from an upstream's answer is redacted
 (``_redact``) before it becomes an exception message.
 """
 
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from llmplex._body_read import BodyBudget, read_body, read_error_body
 from llmplex._deadline import Deadlines
 from llmplex._redact import display_url, redact_text, request_secrets
 from llmplex.config import ClientConfig
@@ -43,12 +45,8 @@ if TYPE_CHECKING:
 __all__ = ["RawStream", "Transport", "retry_delay"]
 
 USER_AGENT = "llmplex"
-# An error body is only read for its message: past this size it is dropped, not buffered.
-ERROR_BODY_LIMIT = 1024 * 1024
 # A retry-after beyond this (or not a finite number) is ignored: backoff applies instead.
 MAX_RETRY_AFTER = 3600.0
-# A body read without suspending would hold the event loop: yield after this many bytes.
-YIELD_EVERY = 1024 * 1024
 
 logger = logging.getLogger("llmplex.transport")
 
@@ -108,6 +106,7 @@ class Transport:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._proxies: dict[str, str | None] = {}
         self._deadlines = Deadlines()  # the overall timeout of each request_json call
+        self._budget = BodyBudget(config.max_buffered_response_bytes)  # shared by every body read at once
 
     async def session(self) -> aiohttp.ClientSession:
         return self._current_session()
@@ -167,9 +166,20 @@ class Transport:
             await session.close()
 
     async def request_json(
-        self, request: HTTPRequest, adapter: ProviderAdapter, model: str, *, timeout: float, num_retries: int
+        self,
+        request: HTTPRequest,
+        adapter: ProviderAdapter,
+        model: str,
+        *,
+        timeout: float,
+        num_retries: int,
+        max_bytes: int | None = None,
     ) -> tuple[bytes, Any]:
-        """Send with retries inside one overall ``timeout``; return the body as received and parsed."""
+        """Send with retries inside one overall ``timeout``; return the body as received and parsed.
+
+        ``max_bytes``: this body's cap instead of ``max_response_bytes`` (embeddings are allowed more).
+        """
+        limit = max_bytes or self.config.max_response_bytes
         deadline = time.monotonic() + timeout
         attempt = 0
         task = asyncio.current_task()
@@ -178,7 +188,7 @@ class Transport:
         try:
             while True:  # the retry loop is inline: this is every request's path
                 try:
-                    return await self._send_json(request, adapter, model)
+                    return await self._send_json(request, adapter, model, limit)
                 except APIError as exc:
                     if not await self._wait_to_retry(exc, attempt, num_retries, deadline):
                         raise
@@ -277,7 +287,9 @@ class Transport:
             raise redirect_error(resp.status, adapter, model)
         return resp
 
-    async def _send_json(self, request: HTTPRequest, adapter: ProviderAdapter, model: str) -> tuple[bytes, Any]:
+    async def _send_json(
+        self, request: HTTPRequest, adapter: ProviderAdapter, model: str, limit: int
+    ) -> tuple[bytes, Any]:
         import aiohttp
 
         # _send inlined: this is every non-streaming request's path, one coroutine less per call
@@ -299,10 +311,10 @@ class Transport:
             if status < 400:
                 resp.close()
                 raise redirect_error(status, adapter, model)
-            raw = await _read_error_body(resp)
+            raw = await read_error_body(resp)
             raise status_error(status, raw, resp.headers, adapter, model, self._secrets(request))
         try:
-            raw = await _read_body(resp, self.config.max_response_bytes, adapter, model)
+            raw = await read_body(resp, limit, self._budget, adapter, model)
         except BaseException as exc:
             resp.close()
             if isinstance(exc, (aiohttp.ClientError, OSError)):
@@ -334,70 +346,9 @@ class Transport:
     async def _send_stream(self, request: HTTPRequest, adapter: ProviderAdapter, model: str) -> RawStream:
         resp = await self._send(request, adapter, model)
         if resp.status >= 400:
-            raw = await _read_error_body(resp)
+            raw = await read_error_body(resp)
             raise status_error(resp.status, raw, resp.headers, adapter, model, self._secrets(request))
         return RawStream(resp)
-
-
-async def _read_body(resp: aiohttp.ClientResponse, limit: int, adapter: ProviderAdapter, model: str) -> bytes:
-    """The whole body, or ``StreamError`` as soon as it passes ``limit`` bytes (compressed or not)."""
-    length = resp.content_length
-    if length is not None and length > limit:
-        raise _too_large(limit, adapter, model, f"announced {length} bytes")
-    if length is not None and not resp.headers.get("Content-Encoding"):
-        return await resp.read()  # exactly ``length`` bytes will be read: the common, fast case
-    content = resp.content
-    parts: list[bytes] = []
-    size = 0
-    next_yield = YIELD_EVERY
-    while True:
-        data = await content.readany()  # decompressed in bounded steps by aiohttp, counted here
-        if not data:
-            break
-        size += len(data)
-        if size > limit or content.total_raw_bytes > limit:
-            raise _too_large(limit, adapter, model, f"over {size} bytes")
-        parts.append(data)
-        if size >= next_yield:
-            # readany() does not suspend while data is buffered: a fast or compressed body would hold the
-            # loop until the whole of it is read (a gzip bomb: ~0.1 s per 32 MiB); let others run
-            next_yield = size + YIELD_EVERY
-            await asyncio.sleep(0)
-    resp.release()
-    return b"".join(parts)
-
-
-async def _read_error_body(resp: aiohttp.ClientResponse) -> bytes:
-    """An error answer's body for its message; b"" when it is unreadable or larger than ``ERROR_BODY_LIMIT``."""
-    import aiohttp
-
-    try:
-        length = resp.content_length
-        if length is not None and length > ERROR_BODY_LIMIT:
-            raise OverflowError
-        parts: list[bytes] = []
-        size = 0
-        while data := await resp.content.readany():
-            size += len(data)
-            if size > ERROR_BODY_LIMIT:
-                raise OverflowError
-            parts.append(data)
-    except (OverflowError, aiohttp.ClientError, OSError):
-        resp.close()
-        return b""
-    except BaseException:
-        resp.close()
-        raise
-    resp.release()
-    return b"".join(parts)
-
-
-def _too_large(limit: int, adapter: ProviderAdapter, model: str, what: str) -> StreamError:
-    return StreamError(
-        f"response body from {adapter.name} exceeds max_response_bytes ({limit}): {what}",
-        provider=adapter.name,
-        model=model,
-    )
 
 
 def redirect_error(status: int, adapter: ProviderAdapter, model: str) -> APIStatusError:

@@ -147,10 +147,19 @@ class AsyncClient:
         )
 
     async def send_json(
-        self, request: HTTPRequest, adapter: ProviderAdapter, model: str, *, timeout: float, num_retries: int
+        self,
+        request: HTTPRequest,
+        adapter: ProviderAdapter,
+        model: str,
+        *,
+        timeout: float,
+        num_retries: int,
+        max_bytes: int | None = None,
     ) -> tuple[bytes, Any]:
         """Send one prepared request of any capability (retries, timeout, typed errors from ``adapter``)."""
-        return await self._transport.request_json(request, adapter, model, timeout=timeout, num_retries=num_retries)
+        return await self._transport.request_json(
+            request, adapter, model, timeout=timeout, num_retries=num_retries, max_bytes=max_bytes
+        )
 
     async def open_raw_stream(
         self, request: HTTPRequest, adapter: ProviderAdapter, model: str, *, timeout: float, num_retries: int

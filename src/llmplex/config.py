@@ -24,8 +24,12 @@ class ClientConfig:
     ``environ`` is a snapshot used to look up provider keys and base URLs
     (``OPENAI_API_KEY``, ``ANTHROPIC_BASE_URL``, ...); explicit call arguments always win.
     ``max_response_bytes`` caps a response body (after decompression; a larger one is a ``StreamError``),
-    ``max_stream_event_bytes`` one event of a stream. ``secrets`` are values (keys) never shown in an
-    error message, besides the request's own key, which is always redacted.
+    ``max_embedding_response_bytes`` an embeddings one (2,048 inputs x 3,072 floats as JSON: ~135 MB),
+    ``max_buffered_response_bytes`` the bodies being read at once (each one's first MiB not counted; a body
+    read alone may pass it up to its own cap; one that would overdraw it beside others is a ``StreamError``
+    at once), ``max_stream_event_bytes`` one event of a stream.
+    ``secrets`` are values (keys) never shown in an error message, besides the request's own key, which is
+    always redacted.
     """
 
     environ: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
@@ -39,6 +43,8 @@ class ClientConfig:
     retry_max_delay: float = 60.0
     default_headers: Mapping[str, str] = field(default_factory=dict)
     max_response_bytes: int = 32 * 1024 * 1024
+    max_embedding_response_bytes: int = 256 * 1024 * 1024
+    max_buffered_response_bytes: int = 64 * 1024 * 1024
     max_stream_event_bytes: int = 8 * 1024 * 1024
     secrets: tuple[str, ...] = ()
 

@@ -184,6 +184,8 @@ class _Run:
                 call.model,
                 timeout=call.timeout,
                 num_retries=call.num_retries,
+                # 2,048 inputs x 3,072 floats is ~135 MB of pretty-printed JSON, past the chat cap
+                max_bytes=self.client.config.max_embedding_response_bytes,
             )
             parsed = adapter.parse_response(body, request)
         except APIError as exc:

@@ -64,6 +64,7 @@ def proxy(proxy_factory: Any, emulator: EmulatorServer, limited: RawUpstream) ->
                 },
             ],
             "litellm_settings": {"num_retries": 0},
+            "llmplex_settings": {"max_response_bytes": 4 * 1024 * 1024},
         }
     )
 
@@ -97,7 +98,7 @@ async def test_another_deployments_key_in_an_upstream_error_is_redacted(proxy: P
 
 async def test_a_huge_body_is_a_502(proxy: ProxyServer) -> None:
     status, body, _ = await post(proxy, "huge")
-    assert status == 502 and b"max_response_bytes" in body
+    assert status == 502 and b"exceeds 4194304 bytes (max_response_bytes" in body  # the config's cap applies
 
 
 async def test_the_api_base_header_has_no_credentials(proxy: ProxyServer) -> None:

@@ -56,8 +56,11 @@ _ROUTER_QUEUE = frozenset(
 _TOP = frozenset({"model_list", "litellm_settings", "router_settings", "general_settings", "environment_variables"})
 _OWN_SECTION = OWN_SECTION
 _REDIS_OWN = ("redis_failure_mode", "redis_key_prefix", "redis_timeout_seconds")
+# llmplex_settings keys passed to the SDK client as they are (upstream response size caps)
+_CLIENT_LIMITS = ("max_response_bytes", "max_embedding_response_bytes", "max_buffered_response_bytes")
 _OWN_KEYS = frozenset(
     {
+        *_CLIENT_LIMITS,
         "max_request_body_bytes",
         "request_body_timeout_seconds",
         "start_emulator",
@@ -116,6 +119,7 @@ class ProxyConfig:
     batch_rate_reserve: float = 0.2  # llmplex_settings.batch_rate_reserve: share of rpm/tpm windows batches leave
     native_batches: tuple[str, ...] = ()  # llmplex_settings.native_batches: groups sent to the provider's batch API
     batch_native_poll_seconds: float = 30.0  # llmplex_settings.batch_native_poll_seconds
+    client_limits: Mapping[str, int] = field(default_factory=dict)  # llmplex_settings.max_response_bytes, ...
     warnings: tuple[str, ...] = ()
     source: str | None = None
 
@@ -142,6 +146,7 @@ class ProxyConfig:
             drop_params=self.drop_params,
             # every configured key is redacted from relayed upstream errors, not only the calling deployment's
             secrets=self.secrets(),
+            **self.client_limits,
         )
 
     def secrets(self) -> tuple[str, ...]:
@@ -248,6 +253,11 @@ def build_config(doc: SourceDoc, environ: Mapping[str, str] | None) -> ProxyConf
         batch_native_poll_seconds=check.optional(own, f"{_OWN_SECTION}.batch_native_poll_seconds", float, minimum=0.05)
         or 30.0,
         batch_rate_reserve=_reserve(check.optional(own, f"{_OWN_SECTION}.batch_rate_reserve", float, minimum=0.0)),
+        client_limits={
+            key: value
+            for key in _CLIENT_LIMITS
+            if (value := check.optional(own, f"{_OWN_SECTION}.{key}", int, minimum=1024)) is not None
+        },
         warnings=(*check.warnings(), *startup_warnings(check, deployments, env)),
     )
 
