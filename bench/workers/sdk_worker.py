@@ -69,7 +69,8 @@ class Side:
         A race that cancels its loser and returns (LiteLLM's Router: ``t.cancel()`` then ``return``) only closes
         the loser's socket on the loop's next iterations; polling with the loop stopped never saw it.
         """
-        return self.run(asyncio.to_thread(wait_disconnect, stats_url, limit_s))
+        seen: float | None = self.run(asyncio.to_thread(wait_disconnect, stats_url, limit_s))
+        return seen
 
     def batch(self, cmd: dict[str, Any]) -> dict[str, Any]:
         msgs = prompts(cmd["n"])
