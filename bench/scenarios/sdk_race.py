@@ -66,7 +66,9 @@ def run(ctx: RunContext, result: ScenarioResult) -> None:
         f'`batch_completion_models(models=["{SLOW}", "{FAST}"])` (slow listed first, as in stack.md), '
         f"{s.race_rounds} rounds per side after one excluded warm-up race, sides alternating. "
         '"Loser disconnect" = time from the win (llmplex: race start + the winner\'s latency from the race '
-        "metadata; LiteLLM: the call's return) until the upstream's disconnected counter moved. "
+        "metadata; LiteLLM: the call's return) until the upstream's disconnected counter moved, polled from a thread "
+        "while the side's event loop keeps running (a race that cancels its loser and returns closes the socket on "
+        "the loop's next iterations, as in an application). "
         'Router rows: `Router(model_list=[slow, fast]).abatch_completion_fastest_response("slow, fast")`.'
     )
     rows = []
@@ -81,7 +83,12 @@ def run(ctx: RunContext, result: ScenarioResult) -> None:
                 LABELS[side],
                 fmt_spread(summary([o["wall_s"] * 1000 for o in ok]), 0, " ms"),
                 ", ".join(f"{k} x{v}" for k, v in winners.items()) or "-",
-                fmt_spread(summary(disc), 1, " ms") if disc else "never (loser ran to completion)",
+                (
+                    fmt_spread(summary(disc), 1, " ms")
+                    + ("" if len(disc) == len(ok) else f"; seen {len(disc)}/{len(ok)}")
+                )
+                if disc
+                else "never (loser ran to completion)",
                 f"{completed}/{len(ok)}" + (f"; errors: {errs[0]}" if errs else ""),
             ]
         )

@@ -63,6 +63,15 @@ class Side:
     def run(self, coro: Awaitable[Any]) -> Any:
         return self.loop.run_until_complete(coro)
 
+    def wait_disconnect(self, stats_url: str, limit_s: float = 1.0) -> float | None:
+        """``wait_disconnect`` polled from a thread while this side's loop keeps running, as an application's would.
+
+        A race that cancels its loser and returns (LiteLLM's Router: ``t.cancel()`` then ``return``) only closes
+        the loser's socket on the loop's next iterations; polling with the loop stopped never saw it.
+        """
+        seen: float | None = self.run(asyncio.to_thread(wait_disconnect, stats_url, limit_s))
+        return seen
+
     def batch(self, cmd: dict[str, Any]) -> dict[str, Any]:
         msgs = prompts(cmd["n"])
         cpu0, _ = rusage()
@@ -249,7 +258,7 @@ class LlmplexSide(Side):
         t0 = time.perf_counter()
         resp = self.run(router.abatch_completion_fastest_response("slow, fast", msgs))
         t_return = time.perf_counter()
-        t_disc = wait_disconnect(cmd["stats_url"])
+        t_disc = self.wait_disconnect(cmd["stats_url"])
         race = resp.hidden_params.get("race") or {}
         won: dict[str, Any] = next((a for a in race.get("attempts", []) if a.get("status") == "won"), {})
         win_ms = None if won.get("latency_ms") is None else (won.get("started_ms") or 0.0) + won["latency_ms"]
@@ -303,7 +312,7 @@ class LlmplexSide(Side):
             )
         )
         t_return = time.perf_counter()
-        t_disc = wait_disconnect(cmd["stats_url"])
+        t_disc = self.wait_disconnect(cmd["stats_url"])
         hidden = getattr(resp, "hidden_params", None) or getattr(resp, "_hidden_params", None) or {}
         race = hidden.get("race") or {}
         label = hidden.get("model_label") or race.get("winner") or resp.model
@@ -376,7 +385,7 @@ class LitellmSide(Side):
         t0 = time.perf_counter()
         resp = self.run(router.abatch_completion_fastest_response(model="slow, fast", messages=msgs))
         t_return = time.perf_counter()
-        t_disc = wait_disconnect(cmd["stats_url"], limit_s=0.3)
+        t_disc = self.wait_disconnect(cmd["stats_url"], limit_s=0.3)
         return {
             "wall_s": t_return - t0,
             "winner": classify(str(getattr(resp, "model", resp))),
@@ -412,7 +421,7 @@ class LitellmSide(Side):
             models=[cmd["slow"], cmd["fast"]], messages=msgs, api_base=cmd["api_base"], api_key=cmd["api_key"]
         )
         t_return = time.perf_counter()
-        t_disc = wait_disconnect(cmd["stats_url"], limit_s=0.3)
+        t_disc = self.wait_disconnect(cmd["stats_url"], limit_s=0.3)
         return {
             "wall_s": t_return - t0,
             "winner": classify(str(getattr(resp, "model", resp))),
