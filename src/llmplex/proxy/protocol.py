@@ -72,11 +72,15 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self.head_bytes = 0
         self.head_started = False  # a byte of the current head arrived
         self.head_timer: asyncio.TimerHandle | None = None
+        # when the current head's clock started (loop time); None: no head pending. The timer is not moved per
+        # request (a call_later and a cancel per request cost more than the rest of the bounds): when it fires
+        # it compares with this and re-arms for what is left
+        self.head_since: float | None = None
         self.discarding = False  # refused: what the client still sends is read and dropped until we close
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._arm()  # a connection that never sends a request is closed too
+        self._start_clock()  # a connection that never sends a request is closed too
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
@@ -88,8 +92,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if self.in_head:
             self.head_bytes += len(data)
             self.head_started = True
-            if self.head_timer is None:  # the first byte of a request on a kept-alive connection
-                self._arm()
+            if self.head_since is None:  # the first byte of a request on a kept-alive connection
+                self._start_clock()
         super().data_received(data)
         # checked after feeding: the same read may also complete the head (then in_head is False)
         if self.in_head and self.head_bytes > self.max_header_bytes and not self.transport.is_closing():
@@ -98,21 +102,22 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self.head_started = True
-        if self.head_timer is None:  # a pipelined request, begun in the same read as the previous one ended
-            self._arm()
+        if self.head_since is None:  # a pipelined request, begun in the same read as the previous one ended
+            self._start_clock()
 
     def on_headers_complete(self) -> None:
         self.in_head = False
-        self._disarm()
+        self.head_since = None  # the timer stays; it finds no head pending and lapses
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
         self.in_head, self.head_bytes, self.head_started = True, 0, False
 
-    def _arm(self) -> None:
-        self._disarm()
-        self.head_timer = self.loop.call_later(self.header_timeout, self._head_timed_out)
+    def _start_clock(self) -> None:
+        self.head_since = self.loop.time()
+        if self.head_timer is None:
+            self.head_timer = self.loop.call_later(self.header_timeout, self._head_timed_out)
 
     def _disarm(self) -> None:
         if self.head_timer is not None:
@@ -121,10 +126,14 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def _head_timed_out(self) -> None:
         self.head_timer = None
-        if self.transport.is_closing() or not self.in_head:
+        if self.transport.is_closing() or not self.in_head or self.head_since is None:
+            return
+        left = self.head_since + self.header_timeout - self.loop.time()
+        if left > 0:  # this head began after the timer was set (the next request on a kept-alive connection)
+            self.head_timer = self.loop.call_later(left, self._head_timed_out)
             return
         if self._responding():
-            self._arm()  # a pipelined head behind a response still being sent: bounded by that response
+            self._start_clock()  # a pipelined head behind a response still being sent: bounded by that response
             return
         if self.head_started:
             self._refuse(408, f"Request headers not received within {self.header_timeout:g} seconds")
