@@ -128,6 +128,34 @@ async def test_kept_alive_connections_are_bounded_idle_and_mid_head(proxy: Proxy
         writer.close()
 
 
+async def test_a_later_head_gets_its_own_full_bound(proxy: ProxyServer) -> None:
+    # the head timer is not moved per request: armed for the first request, it fires during the second
+    # request's head and must re-arm for what that head has left, neither cut it short nor let it run on
+    reader, writer = await _connect(proxy)
+    try:
+        writer.write(GET_HEALTH)
+        await writer.drain()
+        await asyncio.wait_for(reader.readuntil(b'"I\'m alive!"'), IO_TIMEOUT)
+        await asyncio.sleep(HEAD_TIMEOUT * 0.6)
+        for part in (GET_HEALTH[:10], GET_HEALTH[10:25], GET_HEALTH[25:]):  # spans the first timer's firing
+            writer.write(part)
+            await writer.drain()
+            await asyncio.sleep(HEAD_TIMEOUT / 5)
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n"), IO_TIMEOUT)
+        assert head.startswith(b"HTTP/1.1 200")
+        await asyncio.wait_for(reader.readuntil(b'"I\'m alive!"'), IO_TIMEOUT)
+        await asyncio.sleep(HEAD_TIMEOUT * 0.6)
+        writer.write(GET_HEALTH[:20])  # a third head that never completes
+        await writer.drain()
+        started = time.monotonic()
+        _, data = await _closed_after(reader, IO_TIMEOUT)
+        waited = time.monotonic() - started
+        assert HEAD_TIMEOUT * 0.9 <= waited <= HEAD_TIMEOUT + 1.0, waited
+        assert data.startswith(b"HTTP/1.1 408"), data
+    finally:
+        writer.close()
+
+
 async def test_hundreds_of_idle_sockets_do_not_stay_or_block_health(proxy: ProxyServer) -> None:
     sockets = [await _connect(proxy) for _ in range(200)]
     try:
