@@ -151,22 +151,24 @@ class HiddenParams(dict[str, Any]):
 
     def __missing__(self, key: str) -> Any:
         if key == "response_cost" and hasattr(self, "_tokens"):
+            # dict.get, not self.get: a missing key must not go through __missing__ and a raised KeyError
             value = completion_cost(
-                model=self.get("model") or self._model,
-                custom_llm_provider=self.get("custom_llm_provider"),
+                model=dict.get(self, "model") or self._model,
+                custom_llm_provider=dict.get(self, "custom_llm_provider"),
                 prompt_tokens=self._tokens[0],
                 completion_tokens=self._tokens[1],
-                batch=bool(self.get("batch_api")),
+                batch=bool(dict.get(self, "batch_api")),
             )
             self[key] = value
             return value
         raise KeyError(key)
 
     def get(self, key: str, default: Any = None) -> Any:
-        try:
-            return self[key]
-        except KeyError:
-            return default
+        if key in self:
+            return dict.__getitem__(self, key)
+        if key == "response_cost" and hasattr(self, "_tokens"):
+            return self.__missing__(key)  # the one computed key
+        return default
 
 
 def model_facts(model: str, provider: str | None) -> dict[str, float | int | None]:
