@@ -5,6 +5,8 @@ responses; the batch functions fan one prompt out to many models (fastest wins, 
 or many prompts into one model. Sync functions run on one background event loop.
 """
 
+import typing as _typing
+
 from llmplex._api import (
     abatch_completion,
     abatch_completion_models,
@@ -74,11 +76,24 @@ from llmplex.exceptions import (
     UnsupportedParamsError,
 )
 from llmplex.providers import register_provider, resolve_model
-from llmplex.router import Router
 from llmplex.text_completions import TextCompletionStream
 from llmplex.types import ModelResponse, ModelResponseStream, Usage
 
+if _typing.TYPE_CHECKING:
+    from llmplex.router import Router
+
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> _typing.Any:
+    # the Router (and its routing core) costs ~80 ms to import: loaded on first use, not by ``import llmplex``
+    if name == "Router":
+        from llmplex.router import Router
+
+        globals()["Router"] = Router
+        return Router
+    raise AttributeError(f"module 'llmplex' has no attribute {name!r}")
+
 
 __all__ = [
     "AllModelsFailedError",
