@@ -75,20 +75,20 @@ class _CallIds:
     ~6 us; this ~0.3 us). Unique within the process and, with overwhelming odds, across workers and restarts."""
 
     def __init__(self) -> None:
-        self._pid = -1
-        self._prefix = b""
-        self._counter = itertools.count()
+        self.reseed()
+
+    def reseed(self) -> None:
+        h = uuid.uuid4().hex
+        self._prefix = f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-".encode()
+        self._counter = itertools.count(int(h[20:], 16) & 0xFFFFFF)
 
     def next(self) -> bytes:
-        if self._pid != os.getpid():  # a forked worker must not repeat its parent's ids
-            self._pid = os.getpid()
-            h = uuid.uuid4().hex
-            self._prefix = f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-".encode()
-            self._counter = itertools.count(int(h[20:], 16) & 0xFFFFFF)
         return self._prefix + b"%012x" % (next(self._counter) & 0xFFFFFFFFFFFF)
 
 
 _ids = _CallIds()
+# a forked worker must not repeat its parent's ids (reseeded at the fork, not checked with getpid() per id)
+os.register_at_fork(after_in_child=_ids.reseed)
 
 
 @functools.lru_cache(maxsize=4096)  # configured deployments x small attempt counts x a few timeouts
@@ -117,14 +117,20 @@ def litellm_route_headers(
 
 def effective_timeout(options: Mapping[str, Any], deployment: Deployment, default: float) -> float:
     """The upstream timeout that applied to the call: the request's, else the deployment's, else the client's."""
-    for source in (
-        (options, deployment.params) if ("timeout" in options or "request_timeout" in options) else (deployment.params,)
-    ):
-        for key in ("timeout", "request_timeout"):
-            value = source.get(key)
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                return float(value)
-    return default
+    if "timeout" in options or "request_timeout" in options:
+        value = _timeout_in(options)
+        if value is not None:
+            return value
+    value = _timeout_in(deployment.params)
+    return default if value is None else value
+
+
+def _timeout_in(source: Mapping[str, Any]) -> float | None:
+    for key in ("timeout", "request_timeout"):
+        value = source.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    return None
 
 
 def _latin1(value: str) -> bytes:
