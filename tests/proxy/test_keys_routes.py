@@ -29,6 +29,7 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 @pytest.fixture
 def proxy(proxy_factory: Callable[[Any], ProxyServer], emulator: EmulatorServer, tmp_path: Path) -> ProxyServer:
     config = keys_config(emulator, f"sqlite:///{tmp_path / 'keys.db'}")
+    config["llmplex_settings"] = {"data_dir": str(tmp_path)}  # uploaded batch files too, not ./.llmplex
 
     def entry(name: str, model: str, base: str) -> dict[str, Any]:
         return {"model_name": name, "litellm_params": {"model": model, "api_base": base, "api_key": "k"}}
