@@ -8,10 +8,11 @@ from typing import Any
 
 import orjson
 import pytest
+from sqlalchemy import select
 
 from llmplex import AsyncClient
 from llmplex.batches.executor import Executor, ExecutorSettings, Send
-from llmplex.batches.jobstore import JobStore
+from llmplex.batches.jobstore import JobStore, LineResult
 from llmplex.batches.tables import DONE, batch_lines
 from llmplex.exceptions import APIError
 from llmplex.store import Store
@@ -143,6 +144,38 @@ async def test_a_dead_claim_returns_after_its_lease(
         finally:
             await executor.stop()
         assert (batch["completed"], batch["failed"]) == (19, 1)
+    finally:
+        await store.close()
+
+
+async def test_a_claim_takes_expired_then_pending_lines_and_writes_only_its_own_results(db_url: str) -> None:
+    """One claim: the lines whose lease ran out and the pending ones, first by line index, and the results
+    handed to it written in the same transaction, only for lines whose lease the writer holds."""
+    store = Store(db_url)
+    await store.open()
+    try:
+        jobs = JobStore(store)
+        await _new_batch(jobs, "batch_k", 10)
+        dead = await jobs.claim("batch_k", "dead", 2, 0.05)
+        held = await jobs.claim("batch_k", "alive", 2, 600)
+        assert ([c.idx for c in dead], [c.idx for c in held]) == ([0, 1], [2, 3])
+        await asyncio.sleep(0.1)  # the dead one's lease runs out
+        taken = await jobs.claim("batch_k", "b", 3, 600, [LineResult("batch_k", 2, 200, '{"stolen": true}')])
+        assert [c.idx for c in taken] == [0, 1, 4]
+        assert (await jobs.get_batch("batch_k") or {})["completed"] == 0  # line 2 is alive's: b's answer dropped
+        answers = [LineResult("batch_k", i, 200, f'{{"n": {i}}}') for i in (2, 3)]
+        assert [c.idx for c in await jobs.claim("batch_k", "alive", 2, 600, answers)] == [5, 6]
+        late = await jobs.claim("batch_k", "dead", 5, 600, [LineResult("batch_k", 0, 200, '{"late": true}')])
+        assert [c.idx for c in late] == [7, 8, 9]  # 0 and 1 are b's now, and the dead one's answer is dropped
+        async with store.read() as conn:
+            done = (
+                await conn.execute(
+                    select(batch_lines.c.idx, batch_lines.c.result)
+                    .where(batch_lines.c.state == DONE)
+                    .order_by(batch_lines.c.idx)
+                )
+            ).all()
+        assert [tuple(r) for r in done] == [(2, '{"n": 2}'), (3, '{"n": 3}')]
     finally:
         await store.close()
 
