@@ -72,6 +72,7 @@ class Executor:
         self._writing = asyncio.Lock()
         self._claim_wrote = False  # a claim wrote results since the result writer's last tick
         self._active: list[str] = []  # batches with lines to claim, oldest first (re-read when exhausted)
+        self._reread = False  # a batch was created or cancelled: re-read ``_active`` before the next claim
         self._in_flight: set[asyncio.Task[None]] = set()
         self._ready: deque[Claimed] = deque()  # claimed, waiting for a free slot (at most ``concurrency``)
         self._tasks: list[asyncio.Task[None]] = []
@@ -97,7 +98,7 @@ class Executor:
 
     def wake(self) -> None:
         """A batch was created or cancelled: look for work now instead of at the next idle poll."""
-        self._active = []
+        self._reread = True
         self._wake.set()
 
     async def stop(self) -> None:
@@ -189,8 +190,16 @@ class Executor:
 
     async def _claim(self) -> list[Claimed]:
         want = max(1, min(self.settings.claim_size, self.settings.concurrency - len(self._ready)))
-        if not self._active:
-            self._active = await self.jobs.active_batches()
+        if not self._active or self._reread:
+            self._reread = False
+            fresh = await self.jobs.active_batches()
+            for batch_id in self._active:
+                if batch_id not in fresh:
+                    # cancelled meanwhile: no claim of it comes back empty now, so it is marked here, and the
+                    # result writer finalizes it once its lines in flight are written (it stayed "cancelling")
+                    self._draining.add(batch_id)
+                    self._touched.add(batch_id)
+            self._active = fresh
         async with self._writing:
             for batch_id in list(self._active):
                 results, self._results = self._results, []  # written in the claim's transaction
