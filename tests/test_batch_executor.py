@@ -8,10 +8,11 @@ from typing import Any
 
 import orjson
 import pytest
+from sqlalchemy import select
 
 from llmplex import AsyncClient
 from llmplex.batches.executor import Executor, ExecutorSettings, Send
-from llmplex.batches.jobstore import JobStore
+from llmplex.batches.jobstore import JobStore, LineResult
 from llmplex.batches.tables import DONE, batch_lines
 from llmplex.exceptions import APIError
 from llmplex.store import Store
@@ -147,6 +148,68 @@ async def test_a_dead_claim_returns_after_its_lease(
         await store.close()
 
 
+async def test_a_claim_takes_expired_then_pending_lines_and_writes_only_its_own_results(db_url: str) -> None:
+    """One claim: the lines whose lease ran out and the pending ones, first by line index, and the results
+    handed to it written in the same transaction, only for lines whose lease the writer holds."""
+    store = Store(db_url)
+    await store.open()
+    try:
+        jobs = JobStore(store)
+        await _new_batch(jobs, "batch_k", 10)
+        dead = await jobs.claim("batch_k", "dead", 2, 0.05)
+        held = await jobs.claim("batch_k", "alive", 2, 600)
+        assert ([c.idx for c in dead], [c.idx for c in held]) == ([0, 1], [2, 3])
+        await asyncio.sleep(0.1)  # the dead one's lease runs out
+        taken = await jobs.claim("batch_k", "b", 3, 600, [LineResult("batch_k", 2, 200, '{"stolen": true}')])
+        assert [c.idx for c in taken] == [0, 1, 4]
+        assert (await jobs.get_batch("batch_k") or {})["completed"] == 0  # line 2 is alive's: b's answer dropped
+        answers = [LineResult("batch_k", i, 200, f'{{"n": {i}}}') for i in (2, 3)]
+        assert [c.idx for c in await jobs.claim("batch_k", "alive", 2, 600, answers)] == [5, 6]
+        late = await jobs.claim("batch_k", "dead", 5, 600, [LineResult("batch_k", 0, 200, '{"late": true}')])
+        assert [c.idx for c in late] == [7, 8, 9]  # 0 and 1 are b's now, and the dead one's answer is dropped
+        async with store.read() as conn:
+            done = (
+                await conn.execute(
+                    select(batch_lines.c.idx, batch_lines.c.result)
+                    .where(batch_lines.c.state == DONE)
+                    .order_by(batch_lines.c.idx)
+                )
+            ).all()
+        assert [tuple(r) for r in done] == [(2, '{"n": 2}'), (3, '{"n": 3}')]
+    finally:
+        await store.close()
+
+
+async def test_a_batch_cancelled_with_lines_in_flight_ends_cancelled(sqlite_url: str) -> None:
+    """Cancelled (then ``wake()``, as the route does) while a line is sent and one waits for the slot: once they
+    are written the batch is ``cancelled``. It stayed ``cancelling``: no claim of it came back empty to mark it."""
+    store = Store(sqlite_url)
+    await store.open()
+    try:
+        jobs = JobStore(store)
+        await _new_batch(jobs, "batch_x", 20)
+
+        async def send(body: str) -> tuple[int, str]:
+            await asyncio.sleep(0.2)
+            return 200, "{}"
+
+        executor = Executor(jobs, send, ExecutorSettings(concurrency=1))
+        executor.start()
+        try:
+            deadline = time.monotonic() + 10
+            while executor.sent < 1:
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.01)
+            assert await jobs.cancel("batch_x")
+            executor.wake()
+            batch = await _until_ended(jobs, "batch_x", timeout=10)
+        finally:
+            await executor.stop()
+        assert batch["status"] == "cancelled" and 1 <= batch["completed"] < 20
+    finally:
+        await store.close()
+
+
 async def test_a_clean_stop_gives_its_claims_back(sqlite_url: str, client: AsyncClient, emulator: Any) -> None:
     store = Store(sqlite_url)
     await store.open()
@@ -193,7 +256,9 @@ async def test_executor_yields_the_loop_to_live_requests(tmp_path: Any, live: in
 
         async def send(body: str) -> tuple[int, str]:
             samples.append(executor.limit)
-            _busy(0.0005)  # CPU on the loop: with 64 in flight it runs tens of ms late
+            # CPU on the loop: 64 ms per 50 ms round with 64 in flight, a saturated core (at 0.5 ms the sends,
+            # started as slots free rather than in claim-sized bursts, left the loop late only now and then)
+            _busy(0.001)
             await asyncio.sleep(0.05)
             return 200, "{}"
 

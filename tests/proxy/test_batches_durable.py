@@ -128,7 +128,9 @@ def test_two_replicas_on_postgresql_finish_one_batch_once(
 
     def config(name: str) -> dict[str, Any]:
         return {
-            "model_list": [openai_model("small", "two-delay-5", emulator.openai_base)],
+            # 50 ms a line: the batch lasts about two seconds, longer than the idle poll (0.5 s) after which
+            # the second replica looks for work (at 5 ms the first one had claimed and sent it all by then)
+            "model_list": [openai_model("small", "two-delay-50", emulator.openai_base)],
             "general_settings": {"database_url": url},
             "llmplex_settings": {"data_dir": str(tmp_path / name), "batch_concurrency": 16},
         }

@@ -2,12 +2,12 @@
 
 One ``Executor`` per proxy process. It claims lines of the oldest ``in_progress`` batch (see
 ``jobstore`` for the lease), runs at most ``concurrency`` at once through ``send`` (the proxy's
-Router at batch priority), and writes results in groups (every ``flush_interval`` or
-``flush_size`` results) so a 100,000-line batch costs a few hundred transactions, not 100,000.
-It keeps one claim (a quarter of ``concurrency``) ready ahead of the free slots. Leases of lines in
-flight are renewed while they run. After a kill the lines it had claimed (those in flight, fewer than
-two claims' worth waiting for a slot, and answers not yet written) return to the pool when their lease
-ends; only those can be sent twice, and only one result per line is kept.
+Router at batch priority), and writes results in groups (with the next claim, in its transaction, or
+every ``flush_interval``) so a 100,000-line batch costs a few hundred transactions, not 100,000.
+It keeps up to ``concurrency`` lines claimed ahead of the free slots. Leases of lines in flight are
+renewed while they run. After a kill the lines it had claimed (those in flight, at most ``concurrency``
+waiting for a slot, and answers not yet written) return to the pool when their lease ends; only those
+in flight or answered can have been sent, so only those can be sent twice, and only one result per line is kept.
 A database outage pauses it (with backoff); it never takes the process down.
 """
 
@@ -67,9 +67,14 @@ class Executor:
         # batch's unfinished lines, so doing it after every flush of a 100,000-line batch cost more than the flush
         self._draining: set[str] = set()
         self._slot_freed = asyncio.Event()
+        # one write transaction at a time (claims carry the results written so far): on SQLite two would meet
+        # on its write lock, and the one that waits sleeps in SQLite's busy handler (1, 2, 5, 10... ms)
+        self._writing = asyncio.Lock()
+        self._claim_wrote = False  # a claim wrote results since the result writer's last tick
         self._active: list[str] = []  # batches with lines to claim, oldest first (re-read when exhausted)
+        self._reread = False  # a batch was created or cancelled: re-read ``_active`` before the next claim
         self._in_flight: set[asyncio.Task[None]] = set()
-        self._ready: deque[Claimed] = deque()  # claimed, waiting for a free slot (at most one claim's worth)
+        self._ready: deque[Claimed] = deque()  # claimed, waiting for a free slot (at most ``concurrency``)
         self._tasks: list[asyncio.Task[None]] = []
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -93,7 +98,7 @@ class Executor:
 
     def wake(self) -> None:
         """A batch was created or cancelled: look for work now instead of at the next idle poll."""
-        self._active = []
+        self._reread = True
         self._wake.set()
 
     async def stop(self) -> None:
@@ -115,7 +120,8 @@ class Executor:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
         with contextlib.suppress(StoreUnavailable):
-            await self._flush()  # what finished is kept
+            async with self._writing:
+                await self._flush()  # what finished is kept
         with contextlib.suppress(StoreUnavailable):
             await self.jobs.release(self.owner)  # what did not runs again at once (after a kill: after the lease)
 
@@ -154,15 +160,20 @@ class Executor:
 
     @property
     def _step(self) -> int:
-        """Lines per claim: a quarter of the slots (claiming a few lines per transaction would cost more in
-        the database than the lines cost to send)."""
-        return max(1, min(self.settings.claim_size, self.settings.concurrency // 4))
+        """The smallest claim: half the slots (claiming a few lines per transaction would cost more in the
+        database than the lines cost to send; a quarter made three claims for every two)."""
+        return max(1, min(self.settings.claim_size, self.settings.concurrency // 2))
 
     async def _room(self) -> None:
-        """Wait until the claimed lines not yet started are fewer than a claim's worth. One claim is kept
-        ready ahead of the free slots: the slots are refilled as they free up, not after a claim's round
-        trip to the database (on a busy event loop that round trip took longer than many sends)."""
-        while len(self._ready) >= self._step and not self._stopping.is_set():
+        """Wait until a claim's worth of lines fits under ``concurrency`` lines claimed ahead of the slots.
+
+        The slots are refilled from these as they free up, not after a claim's round trip to the database.
+        That round trip is tens of milliseconds on a busy event loop (on SQLite each call waits for the GIL
+        in aiosqlite's thread), and the lines started meanwhile are at most ``concurrency`` per upstream
+        latency: each claim takes what the last one's round trip used up (``_claim``). With one claim of a
+        quarter of the slots kept ahead, the lines ran out before the next claim came back, most of the
+        time, and two thirds of the slots sat empty."""
+        while len(self._ready) > self.settings.concurrency - self._step and not self._stopping.is_set():
             self._slot_freed.clear()
             await self._slot_freed.wait()
 
@@ -178,18 +189,33 @@ class Executor:
         self._slot_freed.set()
 
     async def _claim(self) -> list[Claimed]:
-        want = self._step
-        if not self._active:
-            self._active = await self.jobs.active_batches()
-        for batch_id in list(self._active):
-            claimed = await self.jobs.claim(batch_id, self.owner, want, self.settings.lease_seconds)
-            if claimed:
-                return claimed
-            self._active.remove(batch_id)
-            # nothing left to claim (or cancelled, or expired): the result writer finalizes it once its own
-            # results are written
-            self._draining.add(batch_id)
-            self._touched.add(batch_id)
+        want = max(1, min(self.settings.claim_size, self.settings.concurrency - len(self._ready)))
+        if not self._active or self._reread:
+            self._reread = False
+            fresh = await self.jobs.active_batches()
+            for batch_id in self._active:
+                if batch_id not in fresh:
+                    # cancelled meanwhile: no claim of it comes back empty now, so it is marked here, and the
+                    # result writer finalizes it once its lines in flight are written (it stayed "cancelling")
+                    self._draining.add(batch_id)
+                    self._touched.add(batch_id)
+            self._active = fresh
+        async with self._writing:
+            for batch_id in list(self._active):
+                results, self._results = self._results, []  # written in the claim's transaction
+                try:
+                    claimed = await self.jobs.claim(batch_id, self.owner, want, self.settings.lease_seconds, results)
+                except BaseException:
+                    self._results[:0] = results  # kept for the next try
+                    raise
+                self._claim_wrote = self._claim_wrote or bool(results)
+                if claimed:
+                    return claimed
+                self._active.remove(batch_id)
+                # nothing left to claim (or cancelled, or expired): the result writer finalizes it once its own
+                # results are written
+                self._draining.add(batch_id)
+                self._touched.add(batch_id)
         return []
 
     async def _run(self, line: Claimed) -> None:
@@ -201,18 +227,32 @@ class Executor:
 
     async def _flush_loop(self) -> None:
         while not await self._pause(self.settings.flush_interval):
-            # taken before the flush: a result that arrives while it writes touches the next round's set (taken
-            # after, its batch would be tried before that result was written, and never again)
-            touched, self._touched = self._touched, set()
-            try:
-                await self._flush()
-                await self._finalize(touched)
-            except Exception as exc:  # kept in memory and retried; a kill loses them, and their lines rerun
-                self._touched |= touched
-                logger.warning("batch results not written yet: %s", exc)
+            if self._claim_wrote and not self._touched:
+                self._claim_wrote = False  # a claim wrote the results just now; the rest go at the next tick
+                continue
+            async with self._writing:
+                # taken with the lock held, before the flush: a result written by a claim is then committed
+                # before its batch is tried, and one that arrives while this writes touches the next round's
+                # set (taken after, its batch would be tried before that result was written, and never again)
+                touched, self._touched = self._touched, set()
+                try:
+                    await self._flush()
+                    error: Exception | None = None
+                except Exception as exc:  # kept in memory and retried; a kill loses them, and their lines rerun
+                    self._touched |= touched
+                    error = exc
+            if error is None:
+                try:
+                    await self._finalize(touched)
+                except Exception as exc:
+                    self._touched |= touched
+                    error = exc
+            if error is not None:
+                logger.warning("batch results not written (or batch not finalized) yet: %s", error)
                 await self._pause(1.0)
 
     async def _flush(self) -> None:
+        """Write the results (the caller holds ``_writing``)."""
         if not self._results:
             return
         results, self._results = self._results, []

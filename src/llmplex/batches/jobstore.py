@@ -17,7 +17,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, delete, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, case, delete, func, insert, or_, select, union_all, update
 
 from llmplex.batches.result_file import total_bytes
 from llmplex.batches.tables import DONE, PENDING, RUNNING, batch_files, batch_lines, batches
@@ -146,30 +146,43 @@ class JobStore:
         async with self.store.read() as conn:
             return [r[0] for r in await conn.execute(query)]
 
-    async def claim(self, batch_id: str, owner: str, n: int, lease: float) -> list[Claimed]:
+    async def claim(
+        self, batch_id: str, owner: str, n: int, lease: float, results: Sequence[LineResult] = ()
+    ) -> list[Claimed]:
+        """Up to ``n`` lines of the batch, the first by index among the pending ones and those whose lease
+        ran out (a dead process's), leased to ``owner``; one statement. ``results`` (``finish``'s) are
+        written in the same transaction, before: on SQLite each transaction costs several thread round trips.
+
+        The two kinds are picked apart, each the first ``n`` of a range of the (batch_id, state, idx) index,
+        then merged: with one ``state = PENDING OR (RUNNING and expired)`` filter the lines were walked in
+        index order from the first, so each claim of a 100,000-line batch stepped over every line already
+        done (50 ms a claim at half the batch; the claims were what bounded the executor)."""
         now = time.time()
         lines = batch_lines.c
         pick = batch_lines.alias("pick").c  # an alias: the same table inside would correlate to the UPDATE's rows
-        candidates = (
-            select(pick.idx)
-            .where(
-                pick.batch_id == batch_id,
-                or_(pick.state == PENDING, and_(pick.state == RUNNING, pick.lease_until < now)),
-                # a cancelled (or ended) batch gives no more lines, whatever a replica's cached list says
-                # an expired one neither: the executor then finalizes it (as expired) once its lines in flight end
-                select(batches.c.id)
-                .where(batches.c.id == batch_id, batches.c.status == "in_progress", batches.c.expires_at > now)
-                .exists(),
-            )
-            .order_by(pick.idx)
-            .limit(n)
+        # a cancelled (or ended) batch gives no more lines, whatever a replica's cached list says; an expired
+        # one neither: the executor then finalizes it (as expired) once its lines in flight end
+        open_batch = (
+            select(batches.c.id)
+            .where(batches.c.id == batch_id, batches.c.status == "in_progress", batches.c.expires_at > now)
+            .exists()
         )
-        chosen: Any = candidates.scalar_subquery()
+        kinds = [
+            select(pick.idx).where(pick.batch_id == batch_id, which, open_batch).order_by(pick.idx).limit(n)
+            for which in (pick.state == PENDING, and_(pick.state == RUNNING, pick.lease_until < now))
+        ]
+        picked: list[Any]
         if self.store.dialect == "postgresql":
-            # a materialized CTE runs once; as a plain IN subquery PostgreSQL may rerun it per row, and each
-            # rerun skips the rows just locked: the UPDATE would take every line
-            picked = candidates.with_for_update(skip_locked=True).cte("picked").prefix_with("MATERIALIZED")
-            chosen = select(picked.c.idx)
+            # materialized CTEs run once; as plain subqueries PostgreSQL may rerun them per row, and each rerun
+            # skips the rows just locked: the UPDATE would take every line
+            picked = [
+                kind.with_for_update(skip_locked=True).cte(f"picked{i}").prefix_with("MATERIALIZED")
+                for i, kind in enumerate(kinds)
+            ]
+        else:
+            picked = [kind.subquery(f"picked{i}") for i, kind in enumerate(kinds)]
+        merged = union_all(*(select(p.c.idx) for p in picked)).subquery("merged")
+        chosen = select(merged.c.idx).order_by(merged.c.idx).limit(n)
         statement = (
             update(batch_lines)
             .where(lines.batch_id == batch_id, lines.idx.in_(chosen))
@@ -177,6 +190,8 @@ class JobStore:
             .returning(lines.idx, lines.custom_id, lines.body)
         )
         async with self.store.transaction() as conn:
+            if results:
+                await self._finish(conn, owner, results)
             rows = (await conn.execute(statement)).all()
         return sorted((Claimed(batch_id, r[0], r[1], r[2]) for r in rows), key=lambda c: c.idx)
 
@@ -198,6 +213,10 @@ class JobStore:
             )
 
     async def finish(self, owner: str, results: Sequence[LineResult]) -> None:
+        async with self.store.transaction() as conn:
+            await self._finish(conn, owner, results)
+
+    async def _finish(self, conn: Any, owner: str, results: Sequence[LineResult]) -> None:
         lines = batch_lines.c
         statement = (
             update(batch_lines)
@@ -212,8 +231,7 @@ class JobStore:
         params = [
             {"b_id": r.batch_id, "b_idx": r.idx, "b_status": r.status_code, "b_result": r.result} for r in results
         ]
-        async with self.store.transaction() as conn:
-            await conn.execute(statement, params)
+        await conn.execute(statement, params)
 
     async def finalize(self, batch_id: str) -> str | None:
         """End the batch if nothing of it is left to run (or it expired); returns the new status, or None."""
