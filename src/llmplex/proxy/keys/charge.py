@@ -9,7 +9,6 @@ and a request-log row to the writer. Budget windows (``budget_duration``) are re
 from __future__ import annotations
 
 import logging
-import random
 import time
 from typing import TYPE_CHECKING
 
@@ -88,17 +87,21 @@ class Charges:
         ok = 200 <= record.status < 300 and record.error is None
         cost = self._cost(record, usage) if ok else 0.0
         if cost:
-            tables = self.service.cache
-            for entity in principal.all:  # the cache's current object: a reload may have replaced it
-                current = tables.get(entity.kind, entity.id)
-                if current is not None:
-                    current.spend += cost
+            cache = self.service.cache
+            if cache.principal(principal.key.id) is principal:  # still current: its entities are the cache's
+                for entity in principal.all:
+                    entity.spend += cost
+            else:
+                for entity in principal.all:  # a reload replaced them since the request began: the current objects
+                    current = cache.get(entity.kind, entity.id)
+                    if current is not None:
+                        current.spend += cost
         end = time.time()
         key = principal.key
         deployment = self._deployments.get(record.deployment or "")
-        # a tuple in the log table's column order (repository.LOG_COLUMNS); metadata is encoded at flush time
+        # a tuple in the log table's column order after request_id (repository.LOG_COLUMNS); the id and the
+        # metadata's JSON are made at flush time
         row = (
-            f"{random.getrandbits(96):024x}",
             key.id,
             key.user_id,
             key.team_id,
@@ -112,7 +115,8 @@ class Charges:
             end - (time.perf_counter() - record.started),
             end,
             "success" if ok else "failure",
-            (record.request_id, record.status),
+            record.request_id,
+            record.status,
         )
         self.service.writer.add(principal, cost, row)
 

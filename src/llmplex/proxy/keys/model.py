@@ -115,12 +115,17 @@ class Principal:
     are the tuples the request path iterates.
     """
 
-    __slots__ = ("all", "key", "limits", "team", "user")
+    __slots__ = ("all", "allowed", "budgeted", "key", "limits", "names", "plain", "team", "user")
 
     def __init__(self, key: Entity, user: Entity | None = None, team: Entity | None = None) -> None:
         self.key, self.user, self.team = key, user, team
         self.all = tuple(e for e in (key, user, team) if e is not None)
         self.limits = tuple(e for e in self.all if e.limited)
+        self.names: tuple[tuple[Kind, str], ...] = tuple((e.kind, e.id) for e in self.all)  # where spend goes
+        # what the request path may skip for this caller (the principal is rebuilt whenever these change)
+        self.plain = key.expires is None and not key.blocked and not (team is not None and team.blocked)
+        self.budgeted = any(e.max_budget is not None for e in self.all)
+        self.allowed: set[str] = set()  # model names already found allowed for key, user and team
 
     def entities(self) -> tuple[Entity, ...]:
         return self.all

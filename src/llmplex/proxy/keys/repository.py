@@ -6,6 +6,10 @@ or ``store.read()``), so a management call is one transaction. Rows are plain di
 
 from __future__ import annotations
 
+import functools
+import secrets
+import sqlite3
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -148,20 +152,27 @@ async def add_spend(conn: AsyncConnection, amounts: Mapping[tuple[Kind, str], fl
 
 
 _LOG_COLUMNS = tuple(c.name for c in spend_logs.columns)
-# a log row as the request path builds it: a tuple in this order, the last item (x_request_id, status_code)
+# a log row as the request path builds it: a tuple in this order without the first (request_id, made here), with
+# the metadata's x_request_id and status_code for the last column
 LOG_COLUMNS = _LOG_COLUMNS
-assert _LOG_COLUMNS[-1] == "metadata"
+assert _LOG_COLUMNS[0] == "request_id" and _LOG_COLUMNS[-1] == "metadata"
 
 
 async def insert_logs(conn: AsyncConnection, rows: Iterable[tuple[Any, ...]]) -> None:
-    """Request-log rows (tuples in ``LOG_COLUMNS`` order) in one driver-level executemany.
+    """Request-log rows (tuples in ``LOG_COLUMNS[1:]`` order) in one statement (SQLite) or one executemany.
 
-    Core's executemany builds each row's parameters through the compiler (~35 us a row) and encodes JSON
-    with the stdlib; at a thousand requests a second that was most of the spend writer's CPU.
+    The request ids are time-ordered (microseconds and random bits per batch, then the row's place in
+    it): each insert lands at the end of the primary-key index. Random ids spread the inserts over the
+    whole index, which cost SQLite twice as much per row at 100,000 rows, and more as it grew.
     """
     batch = list(rows)
     if not batch:
         return
+    prefix = f"{time.time_ns() // 1000:014x}{secrets.randbits(40):010x}"
+    if conn.dialect.name == "sqlite" and sqlite3.sqlite_version_info >= (3, 32):
+        await _sqlite_insert(conn, prefix, batch)
+        return
+    # Core's executemany builds each row's parameters through the compiler (~35 us a row): the driver's own
     dollar = conn.dialect.paramstyle == "numeric_dollar"  # asyncpg; SQLite takes qmark
     marks = [f"${i}" if dollar else "?" for i in range(1, len(_LOG_COLUMNS) + 1)]
     if dollar:  # the JSON column receives text: let PostgreSQL parse it
@@ -169,8 +180,43 @@ async def insert_logs(conn: AsyncConnection, rows: Iterable[tuple[Any, ...]]) ->
     columns = ", ".join(f'"{c}"' for c in _LOG_COLUMNS)
     sql = f"INSERT INTO {spend_logs.name} ({columns}) VALUES ({', '.join(marks)})"
     dumps = orjson.dumps
-    params = [(*row[:-1], dumps({"x_request_id": row[-1][0], "status_code": row[-1][1]}).decode()) for row in batch]
+    params = [
+        (f"{prefix}{i:06x}", *row[:-2], dumps({"x_request_id": row[-2], "status_code": row[-1]}).decode())
+        for i, row in enumerate(batch)
+    ]
     await conn.exec_driver_sql(sql, params)
+
+
+# rows per multi-row INSERT on SQLite, largest first (a few fixed sizes: sqlite3 caches their prepared statements;
+# 512 rows x 16 parameters stays under SQLite's 32,766-parameter limit)
+_SQLITE_CHUNKS = (512, 64, 8, 1)
+_SUFFIXES = tuple(f"{i:03x}" for i in range(_SQLITE_CHUNKS[0]))  # a row's place in its chunk, in its id
+
+
+async def _sqlite_insert(conn: AsyncConnection, prefix: str, batch: list[tuple[Any, ...]]) -> None:
+    """Multi-row INSERTs: sqlite3's executemany releases and takes back the GIL around every row, and under
+    load each of those is a thread switch against the busy event loop (~10 us of the loop's CPU a row,
+    measured with the bench's proxy-keys load); one statement per chunk is one switch."""
+    # aiosqlite itself: SQLAlchemy's exec_driver_sql walks every parameter of a statement (~1.5 us a row)
+    driver = (await conn.get_raw_connection()).driver_connection
+    assert driver is not None
+    start = 0
+    for size in _SQLITE_CHUNKS:
+        while len(batch) - start >= size:
+            flat: list[Any] = []
+            extend = flat.extend
+            chunk = f"{prefix}{start:06x}"
+            for row, suffix in zip(batch[start : start + size], _SUFFIXES, strict=False):
+                extend((chunk + suffix, *row))
+            await (await driver.execute(_sqlite_values(size), flat)).close()
+            start += size
+
+
+@functools.cache
+def _sqlite_values(rows: int) -> str:
+    columns = ", ".join(f'"{c}"' for c in _LOG_COLUMNS)
+    one = "(" + "?, " * (len(_LOG_COLUMNS) - 1) + "json_object('x_request_id', ?, 'status_code', ?))"
+    return f"INSERT INTO {spend_logs.name} ({columns}) VALUES {', '.join([one] * rows)}"
 
 
 async def reset_budget(conn: AsyncConnection, kind: Kind, id_: str, was: float, next_reset: float) -> bool:

@@ -45,6 +45,7 @@ _CLOSE_TIMEOUT = 5.0
 _POLL = 0.5
 _POLL_REDIS = 1.0
 _TOKENS_KEPT = 10_000
+_ALLOWED_KEPT = 256
 
 
 class KeyService:
@@ -278,6 +279,8 @@ class KeyService:
                     503, "Virtual keys cannot be checked right now: the key database is unavailable", type=_AUTH
                 )
             return None
+        if principal.plain:  # no expiry, nothing blocked: the common case costs two dict lookups
+            return principal
         key = principal.key
         now = time.time()
         if key.expires is not None and key.expires < now:
@@ -312,7 +315,8 @@ class KeyService:
         the record's ``done`` charges. ``options``: the request's (its ``priority`` and timeout set the place in
         line and the wait's bound, as for the router's group line); ``client_config``: its default timeout."""
         self.check_models(principal, models)
-        self.charges.check_budget(principal)
+        if principal.budgeted:
+            self.charges.check_budget(principal)
         admission = None
         if principal.limits:
             settings = self.config.router
@@ -331,7 +335,10 @@ class KeyService:
 
     def check_models(self, principal: Principal, names: Sequence[str]) -> None:
         """403 naming the model (LiteLLM 1.108's status and wording) unless key, user and team all allow it."""
+        allowed = principal.allowed
         for name in names:
+            if name in allowed:
+                continue
             for entity in principal.all:
                 if not model_allowed(name, entity.models, self.groups_of):
                     raise ProxyError(
@@ -341,6 +348,8 @@ class KeyService:
                         type=f"{entity.kind}_model_access_denied",
                         param="model",
                     )
+            if len(allowed) < _ALLOWED_KEPT:  # bounded: a key allowed every model may be sent any name
+                allowed.add(name)
 
     def visible_models(self, principal: Principal, names: Sequence[str]) -> list[str]:
         return [n for n in names if all(model_allowed(n, e.models, self.groups_of) for e in principal.all)]

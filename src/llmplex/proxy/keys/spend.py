@@ -2,7 +2,7 @@
 
 Each flush is one transaction: ``spend = spend + amount`` per key, user and team, plus the request-log
 rows ``/spend/logs`` reads. When the database is down the buffer keeps growing and the flush is
-retried with backoff; amounts are aggregated per entity (bounded by the number of keys), log rows
+retried with backoff; amounts are aggregated per caller (bounded by the number of keys), log rows
 are capped (the oldest are dropped past ``max_rows``, counted and reported). Inference never waits.
 """
 
@@ -27,8 +27,19 @@ _MAX_BACKOFF = 10.0
 
 @dataclass(slots=True)
 class _Pending:
-    amounts: defaultdict[tuple[Kind, str], float]
+    # per caller's (key, user, team) names: one dict update a request, spread over the three when read or
+    # written; bounded by the number of keys, as cache reloads build new principals with equal names
+    amounts: defaultdict[tuple[tuple[Kind, str], ...], float]
     rows: list[tuple[Any, ...]]
+
+
+def _per_entity(*amounts: dict[tuple[tuple[Kind, str], ...], float]) -> dict[tuple[Kind, str], float]:
+    out: dict[tuple[Kind, str], float] = {}
+    for part in amounts:
+        for names, amount in part.items():
+            for name in names:
+                out[name] = out.get(name, 0.0) + amount
+    return out
 
 
 class SpendWriter:
@@ -54,8 +65,7 @@ class SpendWriter:
     def add(self, principal: Principal, cost: float, row: tuple[Any, ...]) -> None:
         pending = self._pending
         if cost:
-            for entity in principal.all:
-                pending.amounts[(entity.kind, entity.id)] += cost
+            pending.amounts[principal.names] += cost
         pending.rows.append(row)
         if len(pending.rows) > self.max_rows:
             drop = len(pending.rows) - self.max_rows
@@ -70,11 +80,9 @@ class SpendWriter:
 
     def unsent(self) -> dict[tuple[Kind, str], float]:
         """Spend per entity not yet in the database (including a flush that is being written)."""
-        out = dict(self._pending.amounts)
         if self._in_flight is not None:
-            for name, amount in self._in_flight.amounts.items():
-                out[name] = out.get(name, 0.0) + amount
-        return out
+            return _per_entity(self._pending.amounts, self._in_flight.amounts)
+        return _per_entity(self._pending.amounts)
 
     async def flush(self) -> bool:
         """Write what is buffered; True when the buffer was empty or written, False when the write failed."""
@@ -84,7 +92,7 @@ class SpendWriter:
                 return True
             self._pending, self._in_flight = _Pending(defaultdict(float), []), batch
             try:
-                await self._write(dict(batch.amounts), batch.rows)
+                await self._write(_per_entity(batch.amounts), batch.rows)
             except Exception as exc:  # the database is down or refused: keep everything for the next try
                 self._in_flight = None
                 self._restore(batch)
@@ -99,8 +107,8 @@ class SpendWriter:
 
     def _restore(self, batch: _Pending) -> None:
         newer = self._pending
-        for name, amount in newer.amounts.items():
-            batch.amounts[name] += amount
+        for names, amount in newer.amounts.items():
+            batch.amounts[names] += amount
         batch.rows.extend(newer.rows)
         if len(batch.rows) > self.max_rows:
             drop = len(batch.rows) - self.max_rows
