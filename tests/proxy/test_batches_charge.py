@@ -235,3 +235,41 @@ async def test_a_database_at_0002_is_upgraded_and_its_batches_run_uncharged(
         assert await store.revision() == "0003_batch_creator"
     finally:
         await store.close()
+
+
+async def test_lines_a_providers_batch_api_answered_are_charged_at_its_batch_price(
+    proxy_factory: Factory, emulator: EmulatorServer, db_url: str, tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    config = keys_config(emulator, db_url)
+    params = {"model": "openai/gpt-4o-mini", "api_base": emulator.openai_base, "api_key": "k"}
+    config["model_list"].append({"model_name": "bulk", "litellm_params": params})
+    config["llmplex_settings"] = {
+        "data_dir": str(tmp_path),
+        "native_batches": ["bulk"],
+        "batch_native_poll_seconds": 0.1,
+    }
+    proxy = proxy_factory(config)
+    status, made, _ = await call(http, proxy.url, "/key/generate", {})
+    assert status == 200, made
+    async with openai.AsyncOpenAI(base_url=proxy.base, api_key=made["key"], max_retries=0, timeout=30) as client:
+        batch = await _run_batch(client, ["bulk"] * 4)
+        assert batch.status == "completed" and batch.request_counts.completed == 4
+        assert batch.output_file_id
+        out = [json.loads(line) for line in (await client.files.content(batch.output_file_id)).text.splitlines()]
+    usages = [line["response"]["body"]["usage"] for line in out]
+    full = sum(price("gpt-4o-mini", "openai", u["prompt_tokens"], u["completion_tokens"]) for u in usages)
+    half = sum(price("gpt-4o-mini", "openai", u["prompt_tokens"], u["completion_tokens"], batch=True) for u in usages)
+    assert 0 < half < full  # the setup: the batch rate is known and lower
+
+    async def charged() -> bool:
+        status, info, _ = await call(http, proxy.url, f"/key/info?key={made['token_id']}", None)
+        return status == 200 and info["info"]["spend"] >= half * 0.999
+
+    await eventually(charged, 5.0)
+    status, info, _ = await call(http, proxy.url, f"/key/info?key={made['token_id']}", None)
+    assert info["info"]["spend"] == pytest.approx(half, rel=1e-6)
+    status, logs, _ = await call(http, proxy.url, f"/spend/logs?api_key={made['key']}", None)
+    assert status == 200 and sorted(row["metadata"]["x_request_id"] for row in logs) == [
+        f"{batch.id}:r{i}" for i in range(4)
+    ]
+    assert {row["model_group"] for row in logs} == {"bulk"}

@@ -5,23 +5,29 @@ charged like a live request of the key: its cost (the price table's, as ``respon
 keys' cache at once and, with one ``/spend/logs`` row per line (``call_type`` ``acompletion``), to the
 spend writer, which writes it in batches off the executor's path. Nothing here touches the database.
 A failed line is logged with no cost. A line sent twice (in flight at a kill) cost twice upstream and is
-charged twice. Pricing or bookkeeping problems are logged, never fail the line or the executor.
+charged twice. Lines a provider's batch API answered (``native_batches``) are charged when they are
+collected, at the provider's batch price. Pricing or bookkeeping problems are logged, never fail the line
+or the executor.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
+from llmplex.cost import completion_cost
+from llmplex.providers import resolve_model
 from llmplex.proxy.keys.charge import Call
 from llmplex.relayed import RelayedResponse
 
 if TYPE_CHECKING:
     from llmplex.batches.jobstore import Claimed
     from llmplex.proxy.keys.service import KeyService
+    from llmplex.router import Deployment
     from llmplex.router.core import Routed
 
-__all__ = ["charge_line"]
+__all__ = ["charge_line", "charge_native"]
 
 logger = logging.getLogger("llmplex.batches")
 
@@ -53,6 +59,45 @@ def charge_line(
         keys.charges.charge_cost(creator.token, creator.user_id, creator.team_id, cost, call)
     except Exception:  # the answer is already in hand: a pricing or bookkeeping problem never fails the line
         logger.warning("batch %s line %d not charged", line.batch_id, line.idx, exc_info=True)
+
+
+def charge_native(keys: KeyService, row: dict[str, Any], deployment: Deployment, lines: list[dict[str, Any]]) -> None:
+    """Charge the lines of one provider batch (OpenAI-shaped result lines) to the creator of ``row``'s batch."""
+    token = row.get("key_token")
+    if not token:
+        return
+    try:
+        model_id = resolve_model(deployment.model)[1]
+        now = time.time()
+        for line in lines:
+            response = line.get("response") or {}
+            status = int(response.get("status_code") or 500)
+            body = response.get("body")
+            usage = body.get("usage") if status < 400 and isinstance(body, dict) else None
+            counts = None
+            cost = 0.0
+            if isinstance(usage, dict):
+                prompt, completion = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+                counts = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+                cost = completion_cost(
+                    model=model_id,
+                    custom_llm_provider=deployment.provider,
+                    prompt_tokens=prompt,
+                    completion_tokens=completion,
+                    batch=True,  # the provider's batch price
+                )
+            call = Call(
+                deployment.model,
+                deployment.model_name,
+                row.get("in_progress_at") or now,
+                counts,
+                ok=status < 400,
+                status=status,
+                request_id=f"{row['id']}:{line.get('custom_id')}",
+            )
+            keys.charges.charge_cost(token, row.get("user_id"), row.get("team_id"), cost, call)
+    except Exception:  # the results are kept already: a pricing or bookkeeping problem never stops the poller
+        logger.warning("batch %s: native results not charged", row.get("id"), exc_info=True)
 
 
 def _usage(result: Any) -> dict[str, int] | None:

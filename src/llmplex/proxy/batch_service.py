@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from llmplex.exceptions import RateLimitError
-from llmplex.proxy.batch_charge import charge_line
+from llmplex.proxy.batch_charge import charge_line, charge_native
 from llmplex.proxy.config import ProxyConfig
 from llmplex.proxy.errors import ProxyError, error_dict, error_status
 from llmplex.proxy.native_batches import NativeBatches
@@ -93,7 +94,8 @@ class BatchService:
         self.executor: Executor | None = None
         self._lock = asyncio.Lock()
         self._opening: asyncio.Task[None] | None = None
-        self.native = NativeBatches(router, config.native_batches, config.batch_native_poll_seconds, client)
+        charge = functools.partial(charge_native, keys) if keys is not None else None
+        self.native = NativeBatches(router, config.native_batches, config.batch_native_poll_seconds, client, charge)
 
     async def start(self) -> None:
         """At startup: resume batches when a database is configured or already exists (in the background)."""
