@@ -18,14 +18,13 @@ _COLUMNS = (("key_token", 64), ("user_id", 128), ("team_id", 128))
 
 
 def upgrade() -> None:
-    # nullable: batches created before this revision, with the master key or without auth charge nobody;
-    # batch_alter_table adds the columns in place on SQLite too (ADD COLUMN needs no table copy)
-    with op.batch_alter_table("llmplex_batches") as batch:
-        for name, length in _COLUMNS:
-            batch.add_column(sa.Column(name, sa.String(length), nullable=True))
+    # nullable: batches created before this revision, with the master key or without auth charge nobody.
+    # A nullable column without a default is a plain ADD COLUMN on SQLite too (no table copy, no reflection)
+    for name, length in _COLUMNS:
+        op.add_column("llmplex_batches", sa.Column(name, sa.String(length), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("llmplex_batches") as batch:
+    with op.batch_alter_table("llmplex_batches") as batch:  # SQLite drops columns by copying the table
         for name, _ in reversed(_COLUMNS):
             batch.drop_column(name)
