@@ -12,15 +12,15 @@ from sqlalchemy import select
 
 from llmplex import AsyncClient
 from llmplex.batches.executor import Executor, ExecutorSettings, Send
-from llmplex.batches.jobstore import JobStore, LineResult
+from llmplex.batches.jobstore import Claimed, JobStore, LineResult
 from llmplex.batches.tables import DONE, batch_lines
 from llmplex.exceptions import APIError
 from llmplex.store import Store
 
 
 def emulator_send(client: AsyncClient, emulator: Any) -> Send:
-    async def send(body: str) -> tuple[int, str]:
-        request = orjson.loads(body)
+    async def send(line: Claimed) -> tuple[int, str]:
+        request = orjson.loads(line.body)
         model, messages = request.pop("model"), request.pop("messages")
         try:
             response = await client.completion(
@@ -189,7 +189,7 @@ async def test_a_batch_cancelled_with_lines_in_flight_ends_cancelled(sqlite_url:
         jobs = JobStore(store)
         await _new_batch(jobs, "batch_x", 20)
 
-        async def send(body: str) -> tuple[int, str]:
+        async def send(line: Claimed) -> tuple[int, str]:
             await asyncio.sleep(0.2)
             return 200, "{}"
 
@@ -254,7 +254,7 @@ async def test_executor_yields_the_loop_to_live_requests(tmp_path: Any, live: in
         await _new_batch(jobs, "batch_lag", 2000)
         samples: list[int] = []
 
-        async def send(body: str) -> tuple[int, str]:
+        async def send(line: Claimed) -> tuple[int, str]:
             samples.append(executor.limit)
             # CPU on the loop: 64 ms per 50 ms round with 64 in flight, a saturated core (at 0.5 ms the sends,
             # started as slots free rather than in claim-sized bursts, left the loop late only now and then)

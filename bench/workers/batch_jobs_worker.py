@@ -26,7 +26,7 @@ def _prompts(n: int) -> list[list[dict[str, str]]]:
 async def _executor(args: dict[str, Any]) -> dict[str, Any]:
     from llmplex import AsyncClient
     from llmplex.batches.executor import Executor, ExecutorSettings
-    from llmplex.batches.jobstore import JobStore
+    from llmplex.batches.jobstore import Claimed, JobStore
     from llmplex.store import Store
 
     n, model = args["n"], args["model"]
@@ -61,8 +61,8 @@ async def _executor(args: dict[str, Any]) -> dict[str, Any]:
     insert_s = time.perf_counter() - t_insert
     async with AsyncClient(num_retries=0, max_connections=args["concurrency"]) as client:
 
-        async def send(body: str) -> tuple[int, str]:
-            request = orjson.loads(body)
+        async def send(line: Claimed) -> tuple[int, str]:
+            request = orjson.loads(line.body)
             try:
                 response = await client.completion(
                     "openai/" + request["model"],

@@ -34,7 +34,9 @@ async def test_open_migrates_and_transactions_commit_or_roll_back(db_url: str) -
     store = Store(db_url)
     await store.open()
     try:
-        assert await store.revision() == "0002_batches"  # the head: keys (0001), then batch jobs
+        assert (
+            await store.revision() == "0003_batch_creator"
+        )  # the head: keys (0001), batch jobs (0002), their creator (0003)
         assert await store.ping()
         await store.migrate()  # idempotent: a second replica starting later finds the schema in place
         row = {"team_id": "t1", "models": [], "members_with_roles": [], "metadata": {}, "created_at": 1.0}

@@ -21,7 +21,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from llmplex.batches.jobstore import Claimed, JobStore, LineResult
+from llmplex.batches.jobstore import Claimed, Creator, JobStore, LineResult
 from llmplex.store import StoreUnavailable
 
 __all__ = ["Executor", "ExecutorSettings", "Send"]
@@ -30,8 +30,9 @@ logger = logging.getLogger("llmplex.batches")
 
 _STOP_TIMEOUT = 10.0  # how long stop() waits for a loop to reach its next check (a slow database statement)
 
-# send(body JSON text) -> (HTTP status, response or OpenAI error body as JSON text)
-Send = Callable[[str], Awaitable[tuple[int, str]]]
+# send(the claimed line: its body as JSON text, its batch and who created it) -> (HTTP status, response or OpenAI
+# error body as JSON text)
+Send = Callable[[Claimed], Awaitable[tuple[int, str]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +73,7 @@ class Executor:
         self._writing = asyncio.Lock()
         self._claim_wrote = False  # a claim wrote results since the result writer's last tick
         self._active: list[str] = []  # batches with lines to claim, oldest first (re-read when exhausted)
+        self._creators: dict[str, Creator | None] = {}  # of the batches in ``_active``: who their lines are charged to
         self._reread = False  # a batch was created or cancelled: re-read ``_active`` before the next claim
         self._in_flight: set[asyncio.Task[None]] = set()
         self._ready: deque[Claimed] = deque()  # claimed, waiting for a free slot (at most ``concurrency``)
@@ -199,7 +201,7 @@ class Executor:
                     # result writer finalizes it once its lines in flight are written (it stayed "cancelling")
                     self._draining.add(batch_id)
                     self._touched.add(batch_id)
-            self._active = fresh
+            self._active, self._creators = list(fresh), fresh
         async with self._writing:
             for batch_id in list(self._active):
                 results, self._results = self._results, []  # written in the claim's transaction
@@ -210,6 +212,10 @@ class Executor:
                     raise
                 self._claim_wrote = self._claim_wrote or bool(results)
                 if claimed:
+                    creator = self._creators.get(batch_id)
+                    if creator is not None:
+                        for line in claimed:
+                            line.creator = creator
                     return claimed
                 self._active.remove(batch_id)
                 # nothing left to claim (or cancelled, or expired): the result writer finalizes it once its own
@@ -220,7 +226,7 @@ class Executor:
 
     async def _run(self, line: Claimed) -> None:
         self.sent += 1
-        status, result = await self.send(line.body)
+        status, result = await self.send(line)
         self._results.append(LineResult(line.batch_id, line.idx, status, result))
         if line.batch_id in self._draining:
             self._touched.add(line.batch_id)

@@ -23,9 +23,18 @@ from llmplex.batches.result_file import total_bytes
 from llmplex.batches.tables import DONE, PENDING, RUNNING, batch_files, batch_lines, batches
 from llmplex.store import Store, StoreUnavailable
 
-__all__ = ["Claimed", "JobStore", "LineResult"]
+__all__ = ["Claimed", "Creator", "JobStore", "LineResult"]
 
 _PAGE = 1_000
+
+
+@dataclass(frozen=True, slots=True)
+class Creator:
+    """The virtual key that created a batch (its sha256 token), with that key's user and team then: who pays."""
+
+    token: str
+    user_id: str | None = None
+    team_id: str | None = None
 
 
 @dataclass(slots=True)
@@ -34,6 +43,7 @@ class Claimed:
     idx: int
     custom_id: str
     body: str
+    creator: Creator | None = None  # set by the executor from the batch it claimed from
 
 
 @dataclass(slots=True)
@@ -141,10 +151,12 @@ class JobStore:
 
     # --- execution -------------------------------------------------------------------------------
 
-    async def active_batches(self) -> list[str]:
-        query = select(batches.c.id).where(batches.c.status == "in_progress").order_by(batches.c.created_at)
+    async def active_batches(self) -> dict[str, Creator | None]:
+        """The ``in_progress`` batches, oldest first, with who created them (read with them: no lookup per line)."""
+        c = batches.c
+        query = select(c.id, c.key_token, c.user_id, c.team_id).where(c.status == "in_progress").order_by(c.created_at)
         async with self.store.read() as conn:
-            return [r[0] for r in await conn.execute(query)]
+            return {r[0]: Creator(r[1], r[2], r[3]) if r[1] else None for r in await conn.execute(query)}
 
     async def claim(
         self, batch_id: str, owner: str, n: int, lease: float, results: Sequence[LineResult] = ()

@@ -1,4 +1,5 @@
-"""Tables of the proxy's batch jobs (revision ``0002_batches``): files, batches and one row per request line.
+"""Tables of the proxy's batch jobs (revisions ``0002_batches``, ``0003_batch_creator``): files, batches and
+one row per request line.
 
 A line's result lives in its row (``status_code`` + the response or error body as JSON text), written
 in the same statement that marks it done, guarded by the claim: that is what makes every line land in
@@ -54,6 +55,11 @@ batches = Table(
     Column("expired_at", Double, nullable=True),
     Column("cancelling_at", Double, nullable=True),
     Column("cancelled_at", Double, nullable=True),
+    # the virtual key that created it (sha256 hex, as ``llmplex_keys.token``) and that key's user and team when
+    # it was created: what its lines are charged to; None for the master key or no auth (nobody is charged)
+    Column("key_token", String(64), nullable=True),
+    Column("user_id", String(128), nullable=True),
+    Column("team_id", String(128), nullable=True),
 )
 
 batch_lines = Table(

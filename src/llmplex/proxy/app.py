@@ -87,7 +87,7 @@ def create_app(config: ProxyConfig) -> ProxyApp:
     state.health = HealthChecker(config.deployments, config.health)
     metrics = state.metrics
     batches = state.batches = BatchService(
-        config, state.router, lambda: state.client, lambda: metrics.requests_in_flight
+        config, state.router, lambda: state.client, lambda: metrics.requests_in_flight, keys
     )
 
     @contextlib.asynccontextmanager

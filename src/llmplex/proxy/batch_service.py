@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from llmplex.exceptions import RateLimitError
+from llmplex.proxy.batch_charge import charge_line, charge_native
 from llmplex.proxy.config import ProxyConfig
 from llmplex.proxy.errors import ProxyError, error_dict, error_status
 from llmplex.proxy.native_batches import NativeBatches
@@ -27,7 +29,8 @@ from llmplex.store.url import DEFAULT_DATA_DIR, database_url, sqlite_path
 if TYPE_CHECKING:
     from llmplex import AsyncClient
     from llmplex.batches.executor import Executor
-    from llmplex.batches.jobstore import JobStore
+    from llmplex.batches.jobstore import Claimed, JobStore
+    from llmplex.proxy.keys.service import KeyService
     from llmplex.router import Router
     from llmplex.router.core import Routed
     from llmplex.store import Store
@@ -75,10 +78,13 @@ class BatchService:
         router: Router,
         client: Callable[[], AsyncClient | None],
         live: Callable[[], int] | None = None,
+        keys: KeyService | None = None,
     ) -> None:
-        """``live``: live requests being served now; the executor slows down for them (``max_loop_lag``)."""
+        """``live``: live requests being served now; the executor slows down for them (``max_loop_lag``).
+        ``keys``: the virtual keys, charged for the lines of the batches they created."""
         self.config = config
         self.live = live
+        self.keys = keys
         self.router = router
         self._client = client
         self.url = database_url(config.database_url, config.data_dir)
@@ -88,7 +94,8 @@ class BatchService:
         self.executor: Executor | None = None
         self._lock = asyncio.Lock()
         self._opening: asyncio.Task[None] | None = None
-        self.native = NativeBatches(router, config.native_batches, config.batch_native_poll_seconds, client)
+        charge = functools.partial(charge_native, keys) if keys is not None else None
+        self.native = NativeBatches(router, config.native_batches, config.batch_native_poll_seconds, client, charge)
 
     async def start(self) -> None:
         """At startup: resume batches when a database is configured or already exists (in the background)."""
@@ -133,10 +140,15 @@ class BatchService:
         self.executor.start()
         self.native.start(self.jobs, self.wake)
 
-    async def send(self, body_text: str) -> tuple[int, str]:
-        """One line through the Router, as a chat request would go; failures become OpenAI error bodies."""
+    async def send(self, line: Claimed) -> tuple[int, str]:
+        """One line through the Router, as a chat request would go; failures become OpenAI error bodies. A line
+        of a batch created with a virtual key is charged to that key (its user and team) once it has run."""
+        started = time.time()
+        model: Any = None
+        group: str | None = None
+        routed: Routed | None = None
         try:
-            body: dict[str, Any] = orjson.loads(body_text)
+            body: dict[str, Any] = orjson.loads(line.body)
             model, messages = body.pop("model"), body.pop("messages")
             group = self.router.group_for(model)
             client = self._client()
@@ -145,12 +157,14 @@ class BatchService:
             if client is None:
                 raise ProxyError(503, "the proxy is stopping", type="service_unavailable")
             routed = await self._route_low(client, group, messages, body)
-            result = routed.result
-            return 200, result.wire_bytes().decode()  # type: ignore[union-attr]
+            status, text = 200, routed.result.wire_bytes().decode()  # type: ignore[union-attr]
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            return error_status(exc), orjson.dumps({"error": error_dict(exc)}).decode()
+            status, text = error_status(exc), orjson.dumps({"error": error_dict(exc)}).decode()
+        if line.creator is not None and self.keys is not None:
+            charge_line(self.keys, line, routed, model, group, status, started)
+        return status, text
 
     async def _route_low(self, client: AsyncClient, group: str, messages: Any, body: dict[str, Any]) -> Routed:
         """Route one line below live traffic: wait while the group's rate-limited deployments have used

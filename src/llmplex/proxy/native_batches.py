@@ -31,6 +31,8 @@ __all__ = ["NativeBatches", "native_owner"]
 
 logger = logging.getLogger("llmplex.batches")
 
+Charge = Callable[[dict[str, Any], "Deployment", list[dict[str, Any]]], None]
+
 
 def native_owner(batch_id: str) -> str:
     return f"native:{batch_id}"
@@ -38,12 +40,20 @@ def native_owner(batch_id: str) -> str:
 
 class NativeBatches:
     def __init__(
-        self, router: Router, groups: tuple[str, ...], poll_seconds: float, client: Callable[[], AsyncClient | None]
+        self,
+        router: Router,
+        groups: tuple[str, ...],
+        poll_seconds: float,
+        client: Callable[[], AsyncClient | None],
+        charge: Charge | None = None,
     ) -> None:
+        """``charge(batch row, deployment, result lines)``: called once per provider batch collected, with the
+        provider's result lines of ours (their cost is the creator's; see ``batch_charge``)."""
         self.router = router
         self.groups = frozenset(groups)
         self.poll_seconds = poll_seconds
         self._client = client
+        self.charge = charge
         self._task: asyncio.Task[None] | None = None
 
     def deployment_for(self, groups: set[str]) -> Deployment | None:
@@ -122,10 +132,13 @@ class NativeBatches:
             if not batch.ended:
                 continue
             indexes = indexes if indexes is not None else await jobs.line_indexes(row["id"])
-            results = [_line_result(row["id"], indexes, line) for line in await result_lines(call, batch)]
+            lines = await result_lines(call, batch)
+            results = [_line_result(row["id"], indexes, line) for line in lines]
             await jobs.finish(owner, [r for r in results if r is not None])
             native["done"] = [*native["done"], provider_id]
             await jobs.set_native(row["id"], native)
+            if self.charge is not None:  # after "done" is kept: a poll that failed before it collects again
+                self.charge(row, deployment, [line for line, r in zip(lines, results, strict=True) if r is not None])
         if len(native["done"]) < len(native["ids"]):
             return False
         await jobs.release(owner)

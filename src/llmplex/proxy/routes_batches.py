@@ -256,8 +256,14 @@ async def create_batch(request: Request) -> Response:
     path = Path(source["path"])
     total, groups, names = await asyncio.to_thread(_check_models, path, state.router.group_for)
     principal = principal_of(request)
+    creator: dict[str, Any] = {}
     if principal is not None and state.keys is not None:  # a virtual key: every line's model must be on its list
         state.keys.check_models(principal, sorted(names))
+        # and it pays for the lines: over budget, no new batch (LiteLLM's 422, as for a chat request); the lines
+        # of a batch accepted earlier run on (their cost was committed when it was accepted)
+        state.keys.charges.check_budget(principal)
+        key = principal.key
+        creator = {"key_token": key.id, "user_id": key.user_id, "team_id": key.team_id}
     now = time.time()
     batch_id = "batch_" + os.urandom(12).hex()
     row: dict[str, Any] = {
@@ -271,6 +277,7 @@ async def create_batch(request: Request) -> Response:
         "created_at": now,
         "in_progress_at": now,
         "expires_at": now + _WINDOW_SECONDS,
+        **creator,
     }
     service = _service(request)
     native = service.native.deployment_for(groups)

@@ -30,6 +30,7 @@ MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 VERSION_TABLE = "llmplex_alembic_version"
 _PG_MIGRATION_LOCK = 0x6C6C6D70  # "llmp": one replica migrates at a time
 _SQLITE_BUSY_MS = 5000
+_SQLITE_CONNECT_TRIES = 5
 
 
 class Store:
@@ -89,10 +90,21 @@ class Store:
 
     async def migrate(self, revision: str = "head") -> None:
         """Alembic ``upgrade`` to ``revision``; safe when several replicas start at once (a lock serialises them)."""
-        async with self._connection(immediate=True) as conn, conn.begin():
-            if not self.sqlite:
-                await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
-            await conn.run_sync(_upgrade, revision)
+        for attempt in range(_SQLITE_CONNECT_TRIES):
+            try:
+                async with self._connection(immediate=True) as conn, conn.begin():
+                    if not self.sqlite:
+                        await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
+                    await conn.run_sync(_upgrade, revision)
+                return
+            except StoreUnavailable as exc:
+                # several processes opening a new SQLite file at once: a connection that read the file before
+                # another switched it to WAL and began migrating gets "database is locked" at once from its own
+                # ``PRAGMA journal_mode=WAL`` (SQLite refuses to wait there: it would deadlock), not after the busy
+                # timeout. The file is in WAL mode by then, so connecting again succeeds.
+                if not self.sqlite or "locked" not in str(exc) or attempt == _SQLITE_CONNECT_TRIES - 1:
+                    raise
+                await asyncio.sleep(0.05 * (attempt + 1))
 
     async def revision(self) -> str | None:
         """The schema revision in the database (None before the first migration)."""

@@ -3,20 +3,23 @@
 ``check_budget`` runs before the upstream call (then the limiter's admission, for keys, users or teams
 with limits); ``finish`` runs when the response has been sent (``RequestRecord.done``): it gives back
 the parallel slot, counts tokens for tpm, adds the cost to the cache at once and hands the spend
-and a request-log row to the writer. Budget windows (``budget_duration``) are reset here too.
+and a request-log row to the writer; ``charge_cost`` does the same for calls made for a key outside
+its requests (the lines of its batches). Budget windows (``budget_duration``) are reset here too.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from llmplex.cost import price
 from llmplex.proxy.config import ProxyConfig
 from llmplex.proxy.errors import ProxyError
 from llmplex.proxy.keys.limits import Admission
-from llmplex.proxy.keys.model import Entity, Principal, duration_seconds
+from llmplex.proxy.keys.model import Entity, Kind, Principal, duration_seconds
 from llmplex.relayed import RelayedResponse
 from llmplex.router.deployments import Deployment
 
@@ -24,7 +27,7 @@ if TYPE_CHECKING:
     from llmplex.proxy.access_log import RequestRecord
     from llmplex.proxy.keys.service import KeyService
 
-__all__ = ["Charges"]
+__all__ = ["Call", "Charges"]
 
 logger = logging.getLogger("llmplex.proxy.keys")
 
@@ -36,6 +39,20 @@ _CALL_TYPES = {
     "/completions": "atext_completion",
     "/v1/messages": "anthropic_messages",
 }
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """A call charged through ``Charges.charge_cost``: what its request-log row says."""
+
+    model: str  # the deployment's model (LiteLLM's ``model`` column)
+    model_group: str | None
+    started: float  # epoch seconds
+    usage: Mapping[str, int] | None = None
+    ok: bool = True
+    status: int = 200
+    request_id: str = ""  # the row's ``metadata.x_request_id``
+    call_type: str = "acompletion"
 
 
 class Charges:
@@ -119,6 +136,43 @@ class Charges:
             record.status,
         )
         self.service.writer.add(principal, cost, row)
+
+    def charge_cost(self, token: str, user_id: str | None, team_id: str | None, cost: float, call: Call) -> None:
+        """Charge a call made for a key outside its own requests (a line of a batch it created): the cost goes to
+        the cache at once and, with a request-log row, to the spend writer, as ``finish`` does. By ids, not by the
+        cached ``Principal``: the key may have been deleted or blocked since; its spend rows are still written
+        (an ``UPDATE`` of a deleted row changes nothing) and the log row keeps its hash."""
+        if cost:
+            tables = self.service.cache
+            payers: tuple[tuple[Kind, str | None], ...] = (("key", token), ("user", user_id), ("team", team_id))
+            for kind, id_ in payers:
+                current = tables.get(kind, id_) if id_ else None
+                if current is not None:
+                    current.spend += cost
+        payer = Principal(
+            Entity("key", token),
+            Entity("user", user_id) if user_id else None,
+            Entity("team", team_id) if team_id else None,
+        )
+        usage = call.usage or {}
+        row = (
+            f"{random.getrandbits(96):024x}",
+            token,
+            user_id,
+            team_id,
+            call.model,
+            call.model_group,
+            call.call_type,
+            cost,
+            usage.get("prompt_tokens", 0),
+            usage.get("completion_tokens", 0),
+            usage.get("total_tokens", 0),
+            call.started,
+            time.time(),
+            "success" if call.ok else "failure",
+            (call.request_id, call.status),
+        )
+        self.service.writer.add(payer, cost, row)
 
     def _cost(self, record: RequestRecord, usage: dict[str, int] | None) -> float:
         try:
