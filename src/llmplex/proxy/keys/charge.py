@@ -155,8 +155,7 @@ class Charges:
             Entity("team", team_id) if team_id else None,
         )
         usage = call.usage or {}
-        row = (
-            f"{random.getrandbits(96):024x}",
+        row = (  # as ``finish``'s: the log table's columns after request_id, then x_request_id and status_code
             token,
             user_id,
             team_id,
@@ -170,7 +169,8 @@ class Charges:
             call.started,
             time.time(),
             "success" if call.ok else "failure",
-            (call.request_id, call.status),
+            call.request_id,
+            call.status,
         )
         self.service.writer.add(payer, cost, row)
 
