@@ -100,7 +100,7 @@ def run(ctx: RunContext, result: ScenarioResult) -> None:
         result.notes.append(
             f"Each behaviour for {seconds:g} s with {clients} clients looping on it; idle RSS before the first: "
             f"{baseline_rss:.0f} MiB. Every deployment has `timeout: 3`; the proxy's defaults apply: "
-            "`max_response_bytes` (32 MiB a body), `max_buffered_response_bytes` (64 MiB for the bodies read at "
+            "`max_response_bytes` (32 MiB a body), `max_buffered_response_bytes` (48 MiB for the bodies read at "
             "once) and the stream event cap (8 MiB). The emulator, the clients and the probe share core 0."
         )
     finally:

@@ -2,7 +2,7 @@
 
 ``max_response_bytes`` bounds one body (counted after decompression, so a gzip bomb stops there too).
 That alone still lets N concurrent hostile answers hold N x the cap while they are being read (the
-hostile bench: 4 clients x 32 MiB over a 64 MiB idle proxy = ~195 MiB RSS). ``BodyBudget`` bounds the
+hostile bench: 4 clients x 32 MiB over a 65 MiB idle proxy = ~195 MiB RSS). ``BodyBudget`` bounds the
 sum: bytes of bodies being read, past the first ``FREE_PER_BODY`` of each, are charged to one budget per
 ``Transport`` (the proxy has one), and a body that would overdraw it fails at once with a
 ``StreamError`` naming ``max_buffered_response_bytes``. The per-body allowance keeps the budget

@@ -44,7 +44,7 @@ class ClientConfig:
     default_headers: Mapping[str, str] = field(default_factory=dict)
     max_response_bytes: int = 32 * 1024 * 1024
     max_embedding_response_bytes: int = 256 * 1024 * 1024
-    max_buffered_response_bytes: int = 64 * 1024 * 1024
+    max_buffered_response_bytes: int = 48 * 1024 * 1024
     max_stream_event_bytes: int = 8 * 1024 * 1024
     secrets: tuple[str, ...] = ()
 

@@ -23,6 +23,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from llmplex import AsyncClient
+from llmplex._malloc_trim import fix_mmap_threshold
 from llmplex.proxy.access_log import ObservabilityMiddleware
 from llmplex.proxy.auth import Authenticator
 from llmplex.proxy.batch_service import BatchService
@@ -95,6 +96,7 @@ def create_app(config: ProxyConfig) -> ProxyApp:
         # Warm up before serving (uvicorn accepts connections, and readiness says ready, only after this):
         # the first request would otherwise pay ~0.3 s (imports, the price table; see warmup.py).
         warming = asyncio.get_running_loop().run_in_executor(None, warm_up, config)
+        fix_mmap_threshold()  # large upstream bodies go back to the OS when freed (see _malloc_trim)
         client = AsyncClient(config.client_config())
         await client.open()
         await state.router.start()  # the shared (Redis) router state connects here, in the serving loop
