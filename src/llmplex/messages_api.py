@@ -33,6 +33,8 @@ __all__ = ["MessagesAnswer", "MessagesStream", "count_tokens", "messages"]
 # request headers of the caller's that an Anthropic upstream should see
 FORWARDED_HEADERS = ("anthropic-version", "anthropic-beta")
 _CONTENT_EVENT = b"content_block_delta"
+_STOP_EVENT = b"message_stop"
+_ERROR_EVENT = b"event: error"
 
 
 @dataclass(slots=True)
@@ -153,11 +155,18 @@ async def _relay(
 
 
 async def _raw_source(raw: RawStream) -> AsyncIterator[tuple[bytes, bool]]:
+    ended = False  # an Anthropic stream ends with message_stop (or an error event); without it, it was cut short
+    tail = b""
     try:
         while data := await raw.read_chunk():
+            seen = tail + data  # an event name split across two reads
+            ended = ended or _STOP_EVENT in seen or _ERROR_EVENT in seen
+            tail = data[-32:]
             yield data, _CONTENT_EVENT in data
     finally:
         raw.close()
+    if not ended:  # relayed as a clean end, the client would take a truncated answer for a whole one
+        raise StreamError("the upstream's stream ended before message_stop")
 
 
 async def _translated(

@@ -38,6 +38,7 @@ def proxy(proxy_factory: Any, emulator: EmulatorServer) -> ProxyServer:
             claude("claude-side", "claude-side"),
             claude("claude-tool", "claude-tool-chunks-3"),
             claude("claude-fast", "claude-fast-delay-20"),
+            claude("claude-cut", "claude-cut-fault-truncate"),
         ],
         "general_settings": {"master_key": KEY},
     }
@@ -157,3 +158,14 @@ async def test_bad_bodies_are_400_before_any_upstream_call(
         error = await resp.json()
     assert error["type"] == "error" and error["error"]["type"] == "invalid_request_error"
     assert (await emulator.astats())["received"] == 0
+
+
+async def test_a_relayed_stream_cut_before_message_stop_ends_with_an_error_event(
+    claude: anthropic.AsyncAnthropic,
+) -> None:
+    # the upstream ends its stream cleanly after two chunks, without message_stop: relayed as a clean end, the
+    # client would take the truncated answer for a whole one; the proxy adds Anthropic's error event
+    with pytest.raises(anthropic.APIStatusError, match="ended before message_stop"):
+        async with claude.messages.stream(model="claude-cut", max_tokens=50, messages=USER) as stream:
+            async for _ in stream:
+                pass
