@@ -57,7 +57,7 @@ async def json_body(request: Request) -> tuple[ProxyState, AsyncClient, dict[str
         raise ProxyError(400, f"Invalid JSON in request body: {exc}") from None
     if not isinstance(body, dict):
         raise ProxyError(400, "Request body must be a JSON object")
-    check_depth(body)  # deeper than orjson writes: it could not be forwarded
+    check_depth(body, raw=raw)  # deeper than orjson writes: it could not be forwarded
     client = state.client
     if client is None:
         raise ProxyError(503, "the proxy is starting or stopping", type="service_unavailable")

@@ -123,7 +123,7 @@ def parse_chat(body: bytes, default_model: str | None) -> ChatCall:
         raise ProxyError(400, f"Invalid JSON in request body: {exc}") from None
     if not isinstance(data, dict):
         raise ProxyError(400, "Request body must be a JSON object")
-    check_depth(data)
+    check_depth(data, raw=body)
     messages = data.pop("messages", None)
     if messages is None:
         raise ProxyError(400, "Missing required parameter: 'messages'", param="messages")
