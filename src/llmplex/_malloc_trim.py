@@ -32,11 +32,17 @@ def fix_mmap_threshold(size: int = MMAP_THRESHOLD) -> bool:
     RSS at peak with a 64 MiB budget, 137 MiB with the threshold pinned at 128 KiB. Setting it explicitly
     also turns that growth off. Small allocations (nearly all of a proxy's) are not affected.
     """
-    try:
-        mallopt = getattr(ctypes.CDLL(None), "mallopt", None)
-    except OSError:
-        return False
+    mallopt = _libc_function("mallopt")
     return bool(mallopt is not None and mallopt(_M_MMAP_THRESHOLD, size) == 1)
+
+
+def _libc_function(name: str) -> Callable[..., int] | None:
+    """A glibc function from the process's own symbols (without find_library's subprocesses); None elsewhere."""
+    try:
+        found: Callable[..., int] | None = getattr(ctypes.CDLL(None), name, None)
+    except OSError:
+        return None
+    return found
 
 
 class MemoryReturner:
@@ -46,7 +52,7 @@ class MemoryReturner:
         self._freed = 0
         self._pending = False
         self._looked_up = False
-        self._trim: Callable[[int], int] | None = None
+        self._trim: Callable[..., int] | None = None
         self.trims = 0
 
     def freed(self, count: int) -> None:
@@ -72,8 +78,5 @@ class MemoryReturner:
     def _lookup(self) -> Callable[[int], int] | None:
         if not self._looked_up:
             self._looked_up = True
-            try:  # the process's own symbols: libc's, without find_library's subprocesses
-                self._trim = getattr(ctypes.CDLL(None), "malloc_trim", None)
-            except OSError:
-                self._trim = None
+            self._trim = _libc_function("malloc_trim")
         return self._trim

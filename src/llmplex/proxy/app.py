@@ -33,11 +33,12 @@ from llmplex.proxy.health import HealthChecker
 from llmplex.proxy.keys.service import KeyService
 from llmplex.proxy.metrics import metrics_endpoint
 from llmplex.proxy.openapi import openapi_document
-from llmplex.proxy.routes import ProxyState, chat_completions, list_models, models_body, openapi
+from llmplex.proxy.routes import ProxyState, chat_completions
 from llmplex.proxy.routes_batches import batch_routes
 from llmplex.proxy.routes_capabilities import CAPABILITY_HANDLERS, capability_routes
 from llmplex.proxy.routes_health import health_routes, route_table
 from llmplex.proxy.routes_keys import key_routes
+from llmplex.proxy.routes_models import list_models, models_body, openapi
 from llmplex.proxy.warmup import warm_up
 from llmplex.router import Router
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 import time
@@ -36,7 +35,6 @@ from llmplex.proxy.litellm_headers import (
     read_request_headers,
 )
 from llmplex.proxy.metrics import ProxyMetrics
-from llmplex.proxy.model_info import listed_names
 from llmplex.proxy.request import ChatCall, check_fallback_overrides, parse_chat, read_body
 from llmplex.proxy.streaming import EventStreamResponse
 from llmplex.router import Routed, Router
@@ -46,7 +44,7 @@ from llmplex.router.support import unsupported_message
 if TYPE_CHECKING:
     from llmplex.proxy.batch_service import BatchService
 
-__all__ = ["ProxyState", "chat_completions", "list_models", "state_of"]
+__all__ = ["JSONBytesResponse", "ProxyState", "chat_completions", "state_of"]
 
 _JSON = "application/json"
 # --debug: one line per routing decision (never a key: deployments print without credentials)
@@ -379,45 +377,3 @@ async def _all(
         else:
             parts.append(orjson.dumps(slot_error(result if isinstance(result, BaseException) else RuntimeError())))
     return Response(b"[" + b",".join(parts) + b"]", media_type=_JSON)
-
-
-async def list_models(request: Request) -> Response:
-    state = state_of(request)
-    try:
-        principal = state.auth.check(request.headers)
-    except ProxyError as exc:
-        return error_response(exc)
-    if principal is not None and state.keys is not None:  # only what this key may call
-        names = state.keys.visible_models(principal, state.config.model_names())
-        return Response(_models_json(names, state.created), media_type=_JSON)
-    if not state.models_body:  # wildcards list the price table's models: read once, off the event loop
-        config = state.config
-        body = functools.partial(models_body, config, state.created, expand=True)
-        state.models_body = await asyncio.get_running_loop().run_in_executor(None, body)
-    return Response(state.models_body, media_type=_JSON)
-
-
-def models_body(config: ProxyConfig, created: int, *, expand: bool = False) -> bytes:
-    """``/v1/models``; b"" when wildcard deployments need ``expand=True`` (the price table, ~0.3 s to load)."""
-    names = config.model_names()
-    if any(d.wildcard for d in config.deployments):
-        if not expand:
-            return b""
-        names = listed_names(names, config.deployments)
-    return _models_json(names, created)
-
-
-def _models_json(names: list[str], created: int) -> bytes:
-    data: list[dict[str, Any]] = [
-        {"id": name, "object": "model", "created": created, "owned_by": "llmplex"} for name in names
-    ]
-    return orjson.dumps({"object": "list", "data": data})
-
-
-async def openapi(request: Request) -> Response:
-    state = state_of(request)
-    try:
-        state.auth.check(request.headers)  # the document lists every model name, as /v1/models does
-    except ProxyError as exc:
-        return error_response(exc)
-    return Response(state.openapi_body, media_type=_JSON)
